@@ -1,0 +1,41 @@
+# The course's one interface. `make course` runs every lesson headless; `make test` runs the tests.
+# Both set up .venv from the lock first when it is missing or out of date.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+INSTALLED := $(VENV)/.installed
+
+.PHONY: setup course test lab lock clean
+
+setup: $(INSTALLED)
+
+# uv installs the exact versions of requirements.lock in ~20 s; pip would take minutes.
+$(INSTALLED): requirements.lock pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed: install python3.11 and run make again"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+course: setup
+	$(BIN)/python -m course_lib.runner run
+
+# The library tests, then every notebook with quick parameters injected by papermill and
+# executed once by nbval (one Prefect server for the whole session, see conftest.py).
+test: setup
+	$(BIN)/python -m course_lib.runner prepare --out build/prepared
+	$(BIN)/python -m pytest tests build/prepared --nbval-lax --current-env
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+# Refresh the lock after editing the dependencies in pyproject.toml.
+lock:
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --upgrade -o requirements.lock
+
+clean:
+	rm -rf build work .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,155 @@
+"""One idempotent setup call at the top of every notebook: ``setup_course()``.
+
+It checks the environment, makes Prefect, MLflow and Jupyter quiet and headless, seeds the
+random generators and (when asked) starts or reuses the local Prefect server. Safe to run
+twice; a second call only reports.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from course_lib import paths
+
+# What the lessons are written for; setup_course() fails clearly on anything else.
+REQUIRED_VERSIONS = {"prefect": "3.9", "prefect-aws": "0.7"}
+REPORTED_PACKAGES = ["prefect", "prefect-aws", "pandas", "pyarrow", "scikit-learn",
+                     "xgboost-cpu", "mlflow", "moto", "boto3", "papermill", "nbval"]
+
+# Settings for every Prefect process the course starts (server, worker, CLI, kernel):
+# no telemetry, no interactive prompts, no ANSI colours in notebook outputs and logs.
+HEADLESS_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_CLI_PROMPT": "false",
+    "PREFECT_LOGGING_COLORS": "false",
+    "PREFECT_CLI_COLORS": "false",
+    "COLUMNS": "200",  # Prefect's CLI tables are cut at 80 columns otherwise
+}
+
+
+class EnvironmentProblem(RuntimeError):
+    """The Python environment is not the one the course is written for."""
+
+
+@dataclass
+class CourseInfo:
+    """What ``setup_course()`` found; shown as a small table in the notebook."""
+
+    python: str
+    versions: dict[str, str]
+    workdir: Path
+    data_dir: Path
+    prefect_api_url: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[tuple[str, str]]:
+        rows = [("python", self.python)]
+        rows += [(name, version) for name, version in self.versions.items()]
+        rows += [("working folder", str(self.workdir)), ("data folder", str(self.data_dir))]
+        rows.append(("Prefect API", self.prefect_api_url or "not started yet (lesson 03)"))
+        return rows
+
+    def __repr__(self) -> str:
+        width = max(len(name) for name, _ in self.rows())
+        lines = [f"{name:<{width}}  {value}" for name, value in self.rows()]
+        return "\n".join(lines + [f"note: {note}" for note in self.notes])
+
+
+def package_versions(names=REPORTED_PACKAGES) -> dict[str, str]:
+    """Installed version of each package ("missing" when absent)."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "missing"
+    return found
+
+
+def check_versions(versions: dict[str, str]) -> None:
+    """Fail with the fix when a package the lessons depend on has the wrong version."""
+    for name, wanted in REQUIRED_VERSIONS.items():
+        have = versions.get(name) or package_versions([name])[name]
+        if not (have == wanted or have.startswith(wanted + ".")):
+            raise EnvironmentProblem(
+                f"{name} {have} is installed but the course is written for {name} {wanted}.x: "
+                "run `make setup` (or `pip install -e .` in a fresh environment) and restart the kernel."
+            )
+
+
+def executable(name: str) -> Path:
+    """A command installed beside this Python (the venv's ``prefect``, ``moto_server`` ...)."""
+    path = Path(sys.executable).parent / name
+    if path.exists():
+        return path
+    found = shutil.which(name)
+    if found is None:
+        raise EnvironmentProblem(f"`{name}` is not installed in this environment: run `make setup`.")
+    return Path(found)
+
+
+def apply_headless_env(environ=os.environ) -> None:
+    """Set the headless defaults without overriding what the learner set on purpose."""
+    for key, value in HEADLESS_ENV.items():
+        environ.setdefault(key, value)
+    # Keep Jupyter/IPython state out of the learner's home folder.
+    environ.setdefault("IPYTHONDIR", str(paths.subdir("ipython")))
+    environ.setdefault("MPLCONFIGDIR", str(paths.subdir("matplotlib")))
+
+
+def setup_course(server: bool = False, seed: int = 42) -> CourseInfo:
+    """Check the environment, set headless defaults, seed RNGs; optionally start the Prefect server."""
+    versions = package_versions()
+    check_versions(versions)
+    apply_headless_env()
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # numpy is a dependency; this only guards odd environments
+        pass
+    info = CourseInfo(
+        python=sys.version.split()[0],
+        versions=versions,
+        workdir=paths.workdir(),
+        data_dir=paths.data_dir(),
+    )
+    if server:
+        from course_lib import services
+
+        info.prefect_api_url = services.start_server().api_url
+    else:
+        info.prefect_api_url = os.environ.get("PREFECT_API_URL")
+    return info
+
+
+def check_services() -> list[dict]:
+    """Prove the programs the course starts can run here: the Prefect CLI and a local S3 endpoint.
+
+    The Prefect server itself starts in lesson 03 (it takes 25-45 s on a small machine).
+    """
+    import subprocess
+    import time
+
+    from course_lib import services
+
+    rows = []
+    started = time.perf_counter()
+    result = subprocess.run([str(executable("prefect")), "version"], capture_output=True, text=True,
+                            env={**os.environ, **HEADLESS_ENV}, timeout=120)
+    version_line = next((line for line in result.stdout.splitlines() if line.lower().startswith("version")), "")
+    rows.append({"service": "prefect CLI", "ok": result.returncode == 0,
+                 "detail": version_line.split(":")[-1].strip() or result.stderr.strip()[-200:],
+                 "seconds": round(time.perf_counter() - started, 1)})
+    started = time.perf_counter()
+    with services.S3Endpoint() as endpoint:
+        rows.append({"service": "local S3 endpoint (moto_server)", "ok": True,
+                     "detail": endpoint.endpoint_url, "seconds": round(time.perf_counter() - started, 1)})
+    return rows

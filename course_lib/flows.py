@@ -1,0 +1,85 @@
+"""The 2023 course's ``orchestrate.py``, on Prefect 3.9.
+
+Same tasks, same flow, same MLflow tracking; what changed since Prefect 2.10:
+
+* Prefect 3 caches task results by default (key = task source + flow run id + inputs).
+  Hashing DataFrames and sparse matrices is slow or fails, the run id in the key means the
+  cache never helps across runs here, and training has side effects (MLflow runs, model
+  files). So every pipeline task says ``cache_policy=NO_CACHE`` on purpose.
+* ``mean_squared_error(squared=False)`` is ``root_mean_squared_error`` (inside ``training``).
+* Retries are for transient failures: a :class:`~course_lib.data.DataError` (a bad month,
+  a corrupt file) is not retried, so a learner sees the clear error at once.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from course_lib import data, features, tracking, training
+
+
+def _retry_unless_bad_input(task, task_run, state) -> bool:
+    """Retry transient failures only; bad input fails at once with its message."""
+    try:
+        state.result()
+    except data.DataError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+@task(retries=3, retry_delay_seconds=2, retry_condition_fn=_retry_unless_bad_input,
+      cache_policy=NO_CACHE)
+def read_data(month_or_path: str, source: str = "auto") -> pd.DataFrame:
+    """Load one month ("2023-01" or a parquet path) and keep the 1-60 minute trips."""
+    return features.prepare_trips(data.load_month(month_or_path, source=source))
+
+
+@task(cache_policy=NO_CACHE)
+def add_features(df_train: pd.DataFrame, df_val: pd.DataFrame, mode: str = "fast"):
+    """Fit the preprocessor on the training month; returns X_train, X_val, y_train, y_val, preprocessor."""
+    return training.build_features(df_train, df_val, mode=mode)
+
+
+@task(log_prints=True, cache_policy=NO_CACHE)
+def train_best_model(X_train, X_val, y_train, y_val, preprocessor, mode: str = "fast",
+                     num_boost_round: int | None = None, tags: dict | None = None) -> float:
+    """Train xgboost, log params, RMSE, preprocessor and model to MLflow; return the RMSE."""
+    import mlflow
+
+    tracking.setup_mlflow()
+    with mlflow.start_run() as run:
+        mlflow.set_tags({"mode": mode, **(tags or {})})
+        mlflow.log_params(training.xgb_params(mode))
+        booster, rmse = training.train_booster(X_train, y_train, X_val, y_val, mode=mode,
+                                               num_boost_round=num_boost_round)
+        mlflow.log_metric("rmse", rmse)
+        saved = training.save_model(booster, preprocessor)
+        mlflow.log_artifact(str(saved["preprocessor"]), artifact_path="preprocessor")
+        mlflow.xgboost.log_model(booster, name="models_mlflow")
+        print(f"{mode} model: validation RMSE {rmse:.5f} (MLflow run {run.info.run_id})")
+    return rmse
+
+
+def _flow_run_tags() -> dict:
+    """Tags that link an MLflow run back to the Prefect flow run that wrote it."""
+    from prefect.runtime import flow_run
+
+    return {"prefect_flow_run_id": str(flow_run.id), "prefect_flow_run_name": str(flow_run.name)}
+
+
+@flow
+def main_flow(train_path: str = "2023-01", val_path: str = "2023-02", source: str = "auto",
+              mode: str = "fast", num_boost_round: int | None = None) -> float:
+    """The training pipeline: read two months, build features, train, return the validation RMSE.
+
+    ``train_path``/``val_path`` take a month ("2023-01") or a parquet path, as the 2023 code did.
+    """
+    df_train = read_data(train_path, source=source)
+    df_val = read_data(val_path, source=source)
+    X_train, X_val, y_train, y_val, preprocessor = add_features(df_train, df_val, mode=mode)
+    return train_best_model(X_train, X_val, y_train, y_val, preprocessor, mode=mode,
+                            num_boost_round=num_boost_round, tags=_flow_run_tags())

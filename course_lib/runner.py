@@ -1,0 +1,154 @@
+"""Run the whole course headless: ``make course`` (and the notebook test suite).
+
+Every notebook is executed in order with papermill against ONE local Prefect server that this
+runner starts (or reuses), so no lesson pays for its own server. A table of notebook, status
+and seconds is printed at the end; any failure shows the failing cell's error and makes the
+exit status non-zero.
+
+    python -m course_lib.runner run [--quick] [NOTEBOOK ...]
+    python -m course_lib.runner prepare --out build/prepared   # inject quick parameters only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from course_lib import bootstrap, paths
+
+NOTEBOOK_DIR = paths.REPO_ROOT / "notebooks"
+BUILD_DIR = paths.REPO_ROOT / "build"
+
+# A quick variant of every lesson for tests: synthetic data, few boosting rounds.
+# Each notebook only receives the names its `parameters` cell declares.
+QUICK_PARAMETERS = {"source": "synthetic", "num_boost_round": 10, "quick": True}
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    status: str
+    seconds: float
+    error: str = ""
+
+
+def course_notebooks(names: list[str] | None = None) -> list[Path]:
+    """The lessons in order (``NN_topic.ipynb``), or the named ones."""
+    found = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return found
+    chosen = [nb for nb in found if nb.name in names or nb.stem in names or nb.name[:2] in names]
+    unknown = set(names) - {nb.name for nb in chosen} - {nb.stem for nb in chosen} - {nb.name[:2] for nb in chosen}
+    if unknown:
+        raise SystemExit(f"unknown notebook(s) {sorted(unknown)}; the lessons are: "
+                         + ", ".join(nb.name for nb in found))
+    return chosen
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    """Names defined in the notebook's cell tagged ``parameters``."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def parameters_for(notebook: Path, quick: bool) -> dict:
+    if not quick:
+        return {}
+    declared = declared_parameters(notebook)
+    return {name: value for name, value in QUICK_PARAMETERS.items() if name in declared}
+
+
+def prepare(out_dir: Path, quick: bool = True) -> list[Path]:
+    """Write each notebook with its (quick) parameters injected, not executed (for nbval)."""
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for notebook in course_notebooks():
+        target = out_dir / notebook.name
+        papermill.execute_notebook(str(notebook), str(target), parameters=parameters_for(notebook, quick),
+                                   prepare_only=True, progress_bar=False)
+        written.append(target)
+    return written
+
+
+def _cell_error(exc: Exception) -> str:
+    """The failing cell's error, as a learner wants to see it: the exception line and the cell."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        source = "\n".join("    " + line for line in exc.source.splitlines()[:12])
+        return f"cell {exc.cell_index} raised {exc.ename}: {exc.evalue}\n{source}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def execute(notebook: Path, out_dir: Path, quick: bool) -> NotebookRun:
+    import papermill
+
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(notebook), str(out_dir / notebook.name),
+                                   parameters=parameters_for(notebook, quick), cwd=str(NOTEBOOK_DIR),
+                                   kernel_name="python3", progress_bar=False, log_output=False)
+    except Exception as exc:  # any failure is reported in the table, the run goes on
+        return NotebookRun(notebook.name, "FAILED", time.perf_counter() - started, _cell_error(exc))
+    return NotebookRun(notebook.name, "ok", time.perf_counter() - started)
+
+
+def format_table(runs: list[NotebookRun]) -> str:
+    width = max([len("notebook")] + [len(run.name) for run in runs])
+    lines = [f"{'notebook':<{width}}  {'status':<6}  {'seconds':>7}", "-" * (width + 17)]
+    lines += [f"{run.name:<{width}}  {run.status:<6}  {run.seconds:7.1f}" for run in runs]
+    lines.append(f"{'total':<{width}}  {'':<6}  {sum(run.seconds for run in runs):7.1f}")
+    return "\n".join(lines)
+
+
+def run_course(names: list[str] | None = None, quick: bool = False,
+               out_dir: Path = BUILD_DIR / "executed") -> list[NotebookRun]:
+    """Execute the lessons in order against one Prefect server; print the table."""
+    from course_lib import services
+
+    bootstrap.apply_headless_env()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    notebooks = course_notebooks(names)
+    runs = []
+    with services.PrefectServer() as server:
+        print(f"Prefect server: {server.api_url}" + (" (reused)" if server.reused else ""), flush=True)
+        for notebook in notebooks:
+            print(f"running {notebook.name} ...", flush=True)
+            run = execute(notebook, out_dir, quick)
+            print(f"  {run.status} in {run.seconds:.1f} s", flush=True)
+            runs.append(run)
+    print()
+    print(format_table(runs))
+    for run in runs:
+        if run.error:
+            print(f"\n{run.name} failed ({out_dir / run.name}):\n{run.error}")
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.runner", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="execute the notebooks in order into build/executed/")
+    run.add_argument("notebooks", nargs="*", help="names or numbers (default: all)")
+    run.add_argument("--quick", action="store_true", help="inject the quick test parameters")
+    run.add_argument("--out", type=Path, default=BUILD_DIR / "executed")
+    prep = commands.add_parser("prepare", help="inject quick parameters without executing (for nbval)")
+    prep.add_argument("--out", type=Path, default=BUILD_DIR / "prepared")
+    args = parser.parse_args(argv)
+    if args.command == "prepare":
+        for path in prepare(args.out):
+            print(os.path.relpath(path))
+        return 0
+    runs = run_course(args.notebooks, quick=args.quick, out_dir=args.out)
+    return 1 if any(run.status != "ok" for run in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Committed notebooks are clean sources: no outputs, no execution counts, thin, parameterised."""
+
+import ast
+import json
+
+import pytest
+
+from course_lib import runner
+
+NOTEBOOKS = runner.course_notebooks()
+
+
+def code_cells(path):
+    return [cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
+
+
+def test_the_lessons_are_numbered_in_order():
+    numbers = [int(path.name[:2]) for path in NOTEBOOKS]
+    assert numbers == list(range(len(numbers))), [path.name for path in NOTEBOOKS]
+    assert len(numbers) >= 2
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_no_outputs_or_execution_counts(path):
+    dirty = [i for i, cell in enumerate(code_cells(path)) if cell["outputs"] or cell["execution_count"]]
+    assert not dirty, f"{path.name}: code cells {dirty} carry outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_one_parameters_cell(path):
+    tagged = [cell for cell in code_cells(path) if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+    assert runner.declared_parameters(path), f"{path.name}: its parameters cell defines nothing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_no_logic_defined_in_notebooks(path):
+    """Pipeline logic lives in course_lib; a notebook calls it (lesson 02 may show a toy flow)."""
+    allowed = 0 if path.name < "02" else 10  # lesson 02 teaches @task/@flow on small examples
+    defined = []
+    for cell in code_cells(path):
+        source = "".join(cell["source"])
+        tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+        defined += [node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    assert len(defined) <= allowed, f"{path.name} defines {defined}: move the logic into course_lib"
