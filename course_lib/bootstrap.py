@@ -9,28 +9,19 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 from course_lib import paths
+from course_lib.services import HEADLESS_ENV
 
 # What the lessons are written for; setup_course() fails clearly on anything else.
 REQUIRED_VERSIONS = {"prefect": "3.9", "prefect-aws": "0.7"}
 REPORTED_PACKAGES = ["prefect", "prefect-aws", "pandas", "pyarrow", "scikit-learn",
                      "xgboost-cpu", "mlflow", "moto", "boto3", "papermill", "nbval"]
 
-# Settings for every Prefect process the course starts (server, worker, CLI, kernel):
-# no telemetry, no interactive prompts, no ANSI colours in notebook outputs and logs.
-HEADLESS_ENV = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_CLI_PROMPT": "false",
-    "PREFECT_LOGGING_COLORS": "false",
-    "PREFECT_CLI_COLORS": "false",
-    "COLUMNS": "200",  # Prefect's CLI tables are cut at 80 columns otherwise
-}
 
 
 class EnvironmentProblem(RuntimeError):
@@ -83,19 +74,8 @@ def check_versions(versions: dict[str, str]) -> None:
             )
 
 
-def executable(name: str) -> Path:
-    """A command installed beside this Python (the venv's ``prefect``, ``moto_server`` ...)."""
-    path = Path(sys.executable).parent / name
-    if path.exists():
-        return path
-    found = shutil.which(name)
-    if found is None:
-        raise EnvironmentProblem(f"`{name}` is not installed in this environment: run `make setup`.")
-    return Path(found)
-
-
 def apply_headless_env(environ=os.environ) -> None:
-    """Set the headless defaults without overriding what the learner set on purpose."""
+    """Set the headless defaults (no telemetry, prompts or colours) without overriding the learner's."""
     for key, value in HEADLESS_ENV.items():
         environ.setdefault(key, value)
     # Keep Jupyter/IPython state out of the learner's home folder.
@@ -142,7 +122,7 @@ def check_services() -> list[dict]:
 
     rows = []
     started = time.perf_counter()
-    result = subprocess.run([str(executable("prefect")), "version"], capture_output=True, text=True,
+    result = subprocess.run([services.executable("prefect"), "version"], capture_output=True, text=True,
                             env={**os.environ, **HEADLESS_ENV}, timeout=120)
     version_line = next((line for line in result.stdout.splitlines() if line.lower().startswith("version")), "")
     rows.append({"service": "prefect CLI", "ok": result.returncode == 0,

@@ -46,8 +46,13 @@ def ui_command() -> str:
     return f"mlflow ui --backend-store-uri '{tracking_uri()}' --port 5001"
 
 
-def read_run(run_id: str):
-    """The MLflow run with this id (params, metrics, tags), read back from the store."""
+def run_for_flow_run(flow_run_id, experiment: str = EXPERIMENT_NAME):
+    """The MLflow run that a Prefect flow run logged (tagged ``prefect_flow_run_id``), or None."""
     import mlflow
 
-    return mlflow.MlflowClient(tracking_uri=tracking_uri()).get_run(run_id)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri())
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs([found.experiment_id], filter_string=f"tags.prefect_flow_run_id = '{flow_run_id}'")
+    return runs[0] if runs else None
