@@ -78,9 +78,13 @@ def apply_headless_env(environ=os.environ) -> None:
     """Set the headless defaults (no telemetry, prompts or colours) without overriding the learner's."""
     for key, value in HEADLESS_ENV.items():
         environ.setdefault(key, value)
-    # Keep Jupyter/IPython state out of the learner's home folder.
+    # Keep Prefect client state (profiles, persisted results) and Jupyter/IPython state in the
+    # course's working folder, not in the learner's home folder.
+    environ.setdefault("PREFECT_HOME", str(paths.subdir("prefect") / "client"))
     environ.setdefault("IPYTHONDIR", str(paths.subdir("ipython")))
     environ.setdefault("MPLCONFIGDIR", str(paths.subdir("matplotlib")))
+    # MLflow's upload progress bar needs ipywidgets in a notebook and only warns without it.
+    environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def setup_course(server: bool = False, seed: int = 42) -> CourseInfo:

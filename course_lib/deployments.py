@@ -72,3 +72,70 @@ def wait_for_flow_run(flow_run_id: UUID | str, timeout: float = 180, poll_second
                 raise DeploymentError(f"flow run {run.name} is still {run.state.name} after {timeout:.0f} s; "
                                       "see its logs in the UI or with course_lib.runs.flow_run_logs().")
             time.sleep(poll_seconds)
+
+
+LOCAL_POOL = "local-pool"
+LOCAL_DEPLOYMENT = "taxi_local_data"
+
+# The deployment's entrypoint: a script in the project folder, as in the 2023 course, that
+# imports the course's flow (its code lives in course_lib, tested once).
+ENTRYPOINT_SOURCE = '''"""Entrypoint of the taxi deployments: the course's training flow."""
+
+from course_lib.flows import main_flow
+
+if __name__ == "__main__":
+    main_flow()
+'''
+
+
+def init_project(folder: Path | str, show: bool = True) -> Path:
+    """A fresh Prefect project: ``orchestrate.py`` plus what ``prefect init --recipe local`` writes.
+
+    Starting from a clean folder each time keeps the lesson re-runnable (``prefect init``
+    will not overwrite an existing ``prefect.yaml``).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for generated in ("prefect.yaml", ".prefectignore"):
+        (folder / generated).unlink(missing_ok=True)
+    (folder / "orchestrate.py").write_text(ENTRYPOINT_SOURCE)
+    prefect_cli("init", "--recipe", "local", cwd=folder, show=show)
+    return folder / "prefect.yaml"
+
+
+def flow_run_id_from_output(output: str) -> UUID:
+    """The flow run id that ``prefect deployment run`` prints ("UUID: ...")."""
+    import re
+
+    found = re.search(r"UUID:\s*([0-9a-f-]{36})", output)
+    if not found:
+        raise DeploymentError(f"no flow run id in the output of `prefect deployment run`:\n{output[-1000:]}")
+    return UUID(found.group(1))
+
+
+def scheduled_runs(deployment: str, wait_seconds: float = 30) -> "pd.DataFrame":
+    """Upcoming scheduled flow runs of a deployment ("flow-name/deployment-name"), soonest first.
+
+    The server's scheduler creates them in the background shortly after a schedule is added,
+    so this waits up to ``wait_seconds`` for the first ones to appear.
+    """
+    import pandas as pd
+    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
+                                                FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    deadline = time.monotonic() + wait_seconds
+    with _client() as client:
+        found = client.read_deployment_by_name(deployment)
+        while True:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=10)
+            if runs or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    return pd.DataFrame([{"flow run": run.name, "scheduled for (UTC)": run.expected_start_time,
+                          "state": run.state.name} for run in runs],
+                        columns=["flow run", "scheduled for (UTC)", "state"])

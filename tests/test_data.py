@@ -1,0 +1,537 @@
+"""Tests for course_lib.data: sources, bad inputs, dtype normalisation, synthetic months.
+
+Nothing here touches the internet: downloads go to a local http.server on
+127.0.0.1, and every other test points TLC_URL at a closed local port.
+Real-data tests use the read-only TLC files beside the repository when
+present (course_lib.paths.shared_data_dir()) and skip otherwise.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import http.server
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from course_lib import data, paths
+from course_lib.data import (
+    GREEN_COLUMNS,
+    DataError,
+    load_month,
+    load_parquet,
+    load_taxi_month,
+    make_synthetic_month,
+    month_filename,
+)
+
+UNREACHABLE_URL = "http://127.0.0.1:9/{color}_tripdata_{year:04d}-{month:02d}.parquet"
+JAN = month_filename(2023, 1)
+SHARED = paths.shared_data_dir()
+NO_SHARED_REASON = "real TLC files not present (../shared/data beside the repository)"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path, monkeypatch):
+    """No test may write into the repository's work/ folder or reach the internet."""
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "default-data"))
+    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
+    monkeypatch.delenv("COURSE_DOWNLOAD_TIMEOUT", raising=False)
+    monkeypatch.setattr(data, "TLC_URL", UNREACHABLE_URL)
+
+
+@pytest.fixture(scope="module")
+def small_month() -> pd.DataFrame:
+    """A 500-row slice of a synthetic month: a valid TLC-shaped frame, cheap to write."""
+    return make_synthetic_month(2023, 1).iloc[:500].reset_index(drop=True)
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# ---------------------------------------------------------------------------
+# Names
+
+
+def test_month_filename_and_url_follow_tlc_naming():
+    assert month_filename(2023, 1) == "green_tripdata_2023-01.parquet"
+    assert month_filename(2019, 12, "yellow") == "yellow_tripdata_2019-12.parquet"
+    assert data.TLC_URL == UNREACHABLE_URL  # the autouse fixture is in effect
+    real = "https://d37ci6vzurychx.cloudfront.net/trip-data/{color}_tripdata_{year:04d}-{month:02d}.parquet"
+    assert real.format(color="green", year=2023, month=2).endswith("/green_tripdata_2023-02.parquet")
+
+
+def test_green_columns_are_the_twenty_tlc_columns_in_file_order():
+    assert len(GREEN_COLUMNS) == 20
+    assert list(GREEN_COLUMNS)[:3] == ["VendorID", "lpep_pickup_datetime", "lpep_dropoff_datetime"]
+    assert GREEN_COLUMNS["PULocationID"] == "int64"
+    assert GREEN_COLUMNS["passenger_count"] == "float64"
+
+
+# ---------------------------------------------------------------------------
+# Bad inputs
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"year": 2023, "month": 13}, ["month 13", "outside 1-12", "between 1 and 12"]),
+        ({"year": 2023, "month": 0}, ["month 0", "outside 1-12"]),
+        ({"year": 2013, "month": 7}, ["2013-07", "before", "2013-08"]),
+        ({"year": dt.date.today().year + 1, "month": 1}, ["future", "already happened"]),
+        ({"year": 2023, "month": "1"}, ["whole numbers", "load_taxi_month(2023, 1)"]),
+        ({"year": 2023, "month": 1, "source": "web"}, ["'web'", "'auto'", "'file'", "'download'", "'synthetic'"]),
+        ({"year": 2023, "month": 1, "color": "yellow"}, ["'yellow'", "not supported", "color='green'"]),
+    ],
+)
+def test_bad_arguments_raise_data_error_naming_problem_and_fix(tmp_path, kwargs, words):
+    with pytest.raises(DataError) as caught:
+        load_taxi_month(data_dir=tmp_path, **kwargs)
+    for word in words:
+        assert word in str(caught.value)
+    assert files_in(tmp_path) == []
+
+
+def test_data_error_is_a_value_error():
+    with pytest.raises(ValueError):
+        make_synthetic_month(2023, 13)
+
+
+def test_missing_file_with_source_file_says_where_it_looked_and_how_to_fix(tmp_path):
+    with pytest.raises(DataError) as caught:
+        load_taxi_month(2023, 1, source="file", data_dir=tmp_path)
+    message = str(caught.value)
+    for word in [JAN, "not found", str(tmp_path), "COURSE_DATA_DIR", "source='auto'", "source='synthetic'"]:
+        assert word in message
+
+
+@pytest.mark.parametrize("source", ["file", "auto"])
+def test_corrupt_file_names_the_path_and_suggests_deleting_it(tmp_path, source):
+    corrupt = tmp_path / JAN
+    corrupt.write_bytes(b"<html>this is an error page, not parquet</html>")
+    with pytest.raises(DataError) as caught:
+        load_taxi_month(2023, 1, source=source, data_dir=tmp_path)
+    assert str(corrupt) in str(caught.value)
+    assert "not a readable parquet" in str(caught.value)
+    assert "delete it" in str(caught.value)
+
+
+def test_missing_columns_are_listed(tmp_path, small_month):
+    lacking = small_month.drop(columns=["PULocationID", "trip_distance"])
+    write_parquet(lacking, tmp_path / JAN)
+    with pytest.raises(DataError) as caught:
+        load_taxi_month(2023, 1, source="file", data_dir=tmp_path)
+    message = str(caught.value)
+    assert "missing required columns" in message
+    assert "PULocationID" in message and "trip_distance" in message
+    assert "DOLocationID" not in message  # only the missing ones are listed
+
+
+def test_null_zone_ids_are_rejected_with_a_fix(tmp_path, small_month):
+    broken = small_month.astype({"PULocationID": "float64"})
+    broken.loc[3, "PULocationID"] = np.nan
+    path = write_parquet(broken, tmp_path / "broken.parquet")
+    with pytest.raises(DataError, match="PULocationID has 1 missing values.*drop those rows"):
+        load_parquet(path)
+
+
+def test_download_failure_names_url_and_reason_and_leaves_nothing(tmp_path):
+    folder = tmp_path / "data"
+    with pytest.raises(DataError) as caught:
+        load_taxi_month(2023, 1, source="download", data_dir=folder)
+    message = str(caught.value)
+    assert "http://127.0.0.1:9/green_tripdata_2023-01.parquet" in message
+    assert "cannot reach the server" in message
+    assert "source='synthetic'" in message
+    assert files_in(folder) == []  # neither the month nor a .part temp file
+
+
+def test_bad_download_timeout_setting_is_explained(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DOWNLOAD_TIMEOUT", "soon")
+    with pytest.raises(DataError, match="COURSE_DOWNLOAD_TIMEOUT='soon'.*positive number"):
+        load_taxi_month(2023, 1, source="download", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("spec", ["January", "2023/01", "2023-01-15", "trips.csv"])
+def test_load_month_rejects_specs_that_are_neither_month_nor_parquet(spec):
+    with pytest.raises(DataError) as caught:
+        load_month(spec)
+    assert "neither 'YYYY-MM' nor a path" in str(caught.value)
+    assert "'2023-01'" in str(caught.value)
+
+
+def test_load_month_rejects_a_missing_path_and_a_contradictory_source(tmp_path):
+    with pytest.raises(DataError, match="no parquet file at"):
+        load_month(str(tmp_path / "nope.parquet"))
+    with pytest.raises(DataError, match="does not apply to a path"):
+        load_month(str(tmp_path / "nope.parquet"), source="synthetic")
+
+
+# ---------------------------------------------------------------------------
+# Downloads from a local server
+
+
+class _TLCStandIn(http.server.BaseHTTPRequestHandler):
+    """Serves /good/<name> as parquet, /html/<name> as an error page, /short/<name> truncated."""
+
+    payload = b""
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        type(self).requests.append(self.path)
+        kind = self.path.split("/")[1]
+        if kind == "good":
+            body, declared = self.payload, len(self.payload)
+        elif kind == "html":
+            body = b"<html>AccessDenied</html>"
+            declared = len(body)
+        elif kind == "short":
+            body, declared = self.payload[:200], len(self.payload)
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(declared))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def tlc_server(small_month, tmp_path_factory):
+    served = write_parquet(small_month, tmp_path_factory.mktemp("served") / "month.parquet")
+    _TLCStandIn.payload = served.read_bytes()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TLCStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_lands_atomically_and_second_auto_call_uses_the_file(
+    tmp_path, monkeypatch, tlc_server, small_month, capsys
+):
+    monkeypatch.setattr(data, "TLC_URL", tlc_server + "/good/{color}_tripdata_{year:04d}-{month:02d}.parquet")
+    folder = tmp_path / "data"
+    _TLCStandIn.requests.clear()
+
+    downloaded = load_taxi_month(2023, 1, source="download", data_dir=folder)
+    assert files_in(folder) == [JAN]
+    assert downloaded.attrs == {"source": "download", "path": str(folder / JAN)}
+    assert len(downloaded) == len(small_month)
+    assert dict(downloaded.dtypes.astype(str)) == dict(small_month.dtypes.astype(str))
+    assert "2023-01 green: downloaded" in capsys.readouterr().out
+
+    again = load_taxi_month(2023, 1, data_dir=folder)
+    assert again.attrs["source"] == "file"
+    assert _TLCStandIn.requests == ["/good/green_tripdata_2023-01.parquet"]  # no second download
+    pd.testing.assert_frame_equal(again, downloaded)
+
+
+@pytest.mark.parametrize(("kind", "reason"), [("html", "not parquet"), ("short", "closed"), ("missing", "HTTP 404")])
+def test_bad_downloads_are_rejected_and_leave_no_file(tmp_path, monkeypatch, tlc_server, kind, reason):
+    monkeypatch.setattr(data, "TLC_URL", tlc_server + f"/{kind}/" + "{color}_tripdata_{year:04d}-{month:02d}.parquet")
+    folder = tmp_path / "data"
+    with pytest.raises(DataError) as caught:
+        load_taxi_month(2023, 1, source="download", data_dir=folder)
+    assert reason in str(caught.value)
+    assert files_in(folder) == []
+
+
+def test_bad_download_does_not_replace_an_existing_file(tmp_path, monkeypatch, tlc_server, small_month):
+    monkeypatch.setattr(data, "TLC_URL", tlc_server + "/html/{color}_tripdata_{year:04d}-{month:02d}.parquet")
+    existing = write_parquet(small_month.iloc[:10], tmp_path / JAN)
+    before = existing.read_bytes()
+    with pytest.raises(DataError):
+        load_taxi_month(2023, 1, source="download", data_dir=tmp_path)
+    assert existing.read_bytes() == before
+    assert files_in(tmp_path) == [JAN]
+
+
+# ---------------------------------------------------------------------------
+# Source selection
+
+
+def test_auto_uses_the_file_when_present(tmp_path, small_month, capsys, caplog):
+    path = write_parquet(small_month, tmp_path / JAN)
+    with caplog.at_level(logging.INFO, logger="course_lib.data"):
+        frame = load_taxi_month(2023, 1, data_dir=tmp_path)
+    assert frame.attrs == {"source": "file", "path": str(path)}
+    assert len(frame) == 500
+    assert "2023-01 green: real TLC file" in capsys.readouterr().out
+    assert any("real TLC file" in record.getMessage() for record in caplog.records)
+
+
+def test_data_dir_defaults_to_course_data_dir(tmp_path, monkeypatch, small_month):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "elsewhere"))
+    write_parquet(small_month, tmp_path / "elsewhere" / JAN)
+    assert load_taxi_month(2023, 1, source="file").attrs["path"] == str(tmp_path / "elsewhere" / JAN)
+
+
+def test_auto_offline_falls_back_to_synthetic_without_trying_to_download(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("COURSE_OFFLINE=1 must skip the download")
+
+    monkeypatch.setattr(data, "_download", no_download)
+    frame = load_taxi_month(2023, 1, data_dir=tmp_path)
+    assert frame.attrs == {"source": "synthetic", "path": None}
+    assert "synthetic" in capsys.readouterr().out
+    assert files_in(tmp_path) == []
+
+
+def test_auto_falls_back_to_synthetic_when_the_download_fails(tmp_path, capsys):
+    frame = load_taxi_month(2023, 1, data_dir=tmp_path)
+    out = capsys.readouterr().out
+    assert frame.attrs["source"] == "synthetic"
+    assert "offline fallback: download failed: cannot reach the server" in out
+    assert files_in(tmp_path) == []  # synthetic data is never saved as if it were real
+
+
+def test_forced_synthetic_ignores_an_existing_file(tmp_path, small_month):
+    write_parquet(small_month, tmp_path / JAN)
+    assert load_taxi_month(2023, 1, source="synthetic", data_dir=tmp_path).attrs["source"] == "synthetic"
+
+
+def test_load_month_dispatches_months_and_paths(tmp_path, small_month):
+    path = write_parquet(small_month, tmp_path / "anything.parquet")
+    by_path = load_month(str(path))
+    assert by_path.attrs == {"source": "file", "path": str(path)}
+    assert load_month(path).attrs["source"] == "file"  # Path objects too
+    by_month = load_month("2023-02", source="synthetic")
+    pd.testing.assert_frame_equal(by_month, make_synthetic_month(2023, 2))
+
+
+def test_2023_02_style_types_are_normalised_to_the_canonical_dtypes(tmp_path, small_month):
+    """TLC's 2023-02 file: int32 ids, int64 nullable columns, large_string flag, double ehail_fee."""
+    as_feb = pa.Table.from_pandas(small_month, preserve_index=False)
+    feb_types = {"VendorID": pa.int32(), "PULocationID": pa.int32(), "DOLocationID": pa.int32(),
+                 "store_and_fwd_flag": pa.large_string(), "RatecodeID": pa.int64(),
+                 "passenger_count": pa.int64(), "payment_type": pa.int64(), "trip_type": pa.int64()}
+    schema = pa.schema([pa.field(f.name, feb_types.get(f.name, f.type)) for f in as_feb.schema])
+    path = tmp_path / "feb_like.parquet"
+    pq.write_table(as_feb.cast(schema), path)
+    assert pq.read_schema(path).field("PULocationID").type == pa.int32()
+
+    frame = load_parquet(path)
+    assert dict(frame.dtypes.astype(str)) == {c: str(pd.Series(dtype=d).dtype) for c, d in GREEN_COLUMNS.items()}
+    assert frame["passenger_count"].isna().sum() == small_month["passenger_count"].isna().sum()
+    pd.testing.assert_frame_equal(frame, small_month)
+
+
+# ---------------------------------------------------------------------------
+# Synthetic months: shape and determinism
+
+
+@pytest.fixture(scope="module")
+def synthetic_jan() -> pd.DataFrame:
+    return make_synthetic_month(2023, 1)
+
+
+def canonical_dtypes() -> dict[str, str]:
+    return {column: str(pd.Series(dtype=dtype).dtype) for column, dtype in GREEN_COLUMNS.items()}
+
+
+def test_synthetic_is_deterministic_and_months_differ(synthetic_jan):
+    pd.testing.assert_frame_equal(make_synthetic_month(2023, 1), synthetic_jan)
+    february = make_synthetic_month(2023, 2)
+    assert not february["trip_distance"].head(1000).equals(synthetic_jan["trip_distance"].head(1000))
+    assert february["lpep_pickup_datetime"].dt.month.eq(2).all()
+
+
+def test_synthetic_has_canonical_columns_rows_and_attrs(synthetic_jan):
+    assert list(synthetic_jan.columns) == list(GREEN_COLUMNS)
+    assert dict(synthetic_jan.dtypes.astype(str)) == canonical_dtypes()
+    assert 65_000 <= len(synthetic_jan) <= 72_000
+    assert synthetic_jan.attrs == {"source": "synthetic", "path": None}
+    assert synthetic_jan["ehail_fee"].isna().all()
+
+
+def test_synthetic_datetimes_fall_inside_the_month():
+    for year, month in [(2023, 1), (2024, 2)]:  # 2024-02 has 29 days
+        frame = make_synthetic_month(year, month)
+        start = pd.Timestamp(year, month, 1)
+        end = start + pd.offsets.MonthBegin(1)
+        for column in ["lpep_pickup_datetime", "lpep_dropoff_datetime"]:
+            assert frame[column].between(start, end, inclusive="left").all(), column
+        assert frame["lpep_pickup_datetime"].dt.day.max() == calendar.monthrange(year, month)[1]
+
+
+def test_synthetic_month_is_fast():
+    make_synthetic_month(2023, 3)  # builds the cached zone structure
+    started = time.perf_counter()
+    make_synthetic_month(2023, 4)
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.skipif(SHARED is None, reason=NO_SHARED_REASON)
+def test_synthetic_dtypes_equal_a_normalised_real_file(synthetic_jan):
+    real = load_parquet(SHARED / JAN)
+    assert dict(real.dtypes.astype(str)) == dict(synthetic_jan.dtypes.astype(str))
+
+
+def test_fares_add_up_and_are_plausible(synthetic_jan):
+    parts = ["fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "improvement_surcharge"]
+    summed = synthetic_jan[parts].sum(axis=1) + synthetic_jan["congestion_surcharge"].fillna(0)
+    assert np.allclose(summed, synthetic_jan["total_amount"], atol=0.011)
+    normal = synthetic_jan[(synthetic_jan["fare_amount"] > 0) & synthetic_jan["trip_distance"].between(0.1, 100)]
+    assert 10 <= normal["fare_amount"].median() <= 17  # real 2023-01: 13.5
+    assert np.corrcoef(normal["fare_amount"], normal["trip_distance"])[0, 1] > 0.8
+
+
+# ---------------------------------------------------------------------------
+# Synthetic months: calibrated on the real 2023 months (each within +-25 %)
+
+NULLABLE = ["store_and_fwd_flag", "RatecodeID", "passenger_count", "payment_type", "trip_type", "congestion_surcharge"]
+
+
+def month_statistics(frame: pd.DataFrame) -> dict[str, float]:
+    """The figures the synthetic months are calibrated on.
+
+    Raw-row figures: short/long shares, hour shares, null share. Everything
+    else is over the trips a model sees: duration kept to 1-60 minutes.
+    """
+    minutes = (frame["lpep_dropoff_datetime"] - frame["lpep_pickup_datetime"]).dt.total_seconds() / 60
+    kept = minutes.between(1, 60)
+    trips, duration = frame[kept], minutes[kept]
+    distance = trips["trip_distance"]
+    moving = distance > 0
+    log_distance, log_minutes = np.log(distance[moving]), np.log(duration[moving])
+    slope, intercept = np.polyfit(log_distance, log_minutes, 1)
+    zone_shares = trips["PULocationID"].value_counts(normalize=True)
+    hour_shares = frame["lpep_pickup_datetime"].dt.hour.value_counts(normalize=True)
+    stats = {
+        "under_1_min_share": (minutes < 1).mean(),
+        "over_60_min_share": (minutes > 60).mean(),
+        "duration_mean": duration.mean(),
+        "duration_median": duration.median(),
+        "duration_sd": duration.std(),
+        "log_fit_intercept": intercept,
+        "log_fit_slope": slope,
+        "log_fit_correlation": np.corrcoef(log_distance, log_minutes)[0, 1],
+        "zero_distance_share": (distance == 0).mean(),
+        "top_zone_share": zone_shares.iloc[0],
+        "second_zone_share": zone_shares.iloc[1],
+        "top_10_zone_share": zone_shares.iloc[:10].sum(),
+        "zones_covering_95pct": float((zone_shares.cumsum() < 0.95).sum() + 1),
+        "zones_seen": float(trips["PULocationID"].nunique()),
+        "same_zone_share": (trips["PULocationID"] == trips["DOLocationID"]).mean(),
+        "all_null_share": frame[NULLABLE].isna().all(axis=1).mean(),
+    }
+    for q in [5, 25, 50, 75, 95, 99]:
+        stats[f"distance_p{q}"] = distance.quantile(q / 100)
+    for hour in [4, 5, 15, 16, 17, 18]:
+        stats[f"hour_{hour}_share"] = hour_shares.get(hour, 0.0)
+    return stats
+
+
+TARGETS = {
+    "under_1_min_share": 0.025, "over_60_min_share": 0.012,
+    "duration_mean": 14.0, "duration_median": 11.6, "duration_sd": 9.3,
+    "log_fit_intercept": 1.94, "log_fit_slope": 0.68, "log_fit_correlation": 0.84,
+    "distance_p5": 0.42, "distance_p25": 1.17, "distance_p50": 1.9,
+    "distance_p75": 3.3, "distance_p95": 7.7, "distance_p99": 13.7,
+    "zero_distance_share": 0.03,
+    "top_zone_share": 0.19, "second_zone_share": 0.135, "top_10_zone_share": 0.67,
+    "zones_covering_95pct": 47, "zones_seen": 220, "same_zone_share": 0.105,
+    "hour_4_share": 0.006, "hour_5_share": 0.006,
+    "hour_15_share": 0.077, "hour_16_share": 0.077, "hour_17_share": 0.077, "hour_18_share": 0.077,
+    "all_null_share": 0.065,
+}
+
+
+@pytest.fixture(scope="module")
+def synthetic_statistics(synthetic_jan) -> dict[str, float]:
+    return month_statistics(synthetic_jan)
+
+
+@pytest.mark.parametrize(("name", "target"), sorted(TARGETS.items()))
+def test_synthetic_statistic_within_25_percent_of_real(synthetic_statistics, name, target):
+    measured = synthetic_statistics[name]
+    assert target * 0.75 <= measured <= target * 1.25, f"{name}: measured {measured:.4g}, target {target}"
+
+
+def test_synthetic_keeps_a_few_absurd_distances(synthetic_jan):
+    assert 5 <= (synthetic_jan["trip_distance"] > 100).sum() <= 200  # real 2023-01: 37
+
+
+def test_synthetic_long_trips_reach_almost_a_day(synthetic_jan):
+    minutes = (synthetic_jan["lpep_dropoff_datetime"] - synthetic_jan["lpep_pickup_datetime"]).dt.total_seconds() / 60
+    assert 20 * 60 <= minutes.max() < 24 * 60
+
+
+def test_destinations_depend_on_the_pickup_zone(synthetic_jan):
+    busiest = synthetic_jan["PULocationID"].value_counts().index[0]
+    destinations = synthetic_jan.loc[synthetic_jan["PULocationID"] == busiest, "DOLocationID"]
+    top_three = destinations.value_counts(normalize=True).iloc[:3].sum()
+    everywhere = synthetic_jan["DOLocationID"].value_counts(normalize=True).iloc[:3].sum()
+    assert top_three > 0.25 and top_three > everywhere + 0.05
+
+
+def test_model_ranking_on_synthetic_months_matches_real_data():
+    """The course's model (PU_DO + trip_distance): xgboost < linear regression < the mean, in RMSE."""
+    xgb = pytest.importorskip("xgboost")
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import root_mean_squared_error
+
+    def features(frame):
+        minutes = (frame["lpep_dropoff_datetime"] - frame["lpep_pickup_datetime"]).dt.total_seconds() / 60
+        kept = frame[minutes.between(1, 60)]
+        records = pd.DataFrame({
+            "PU_DO": kept["PULocationID"].astype(str) + "_" + kept["DOLocationID"].astype(str),
+            "trip_distance": kept["trip_distance"],
+        }).to_dict("records")
+        return records, minutes[minutes.between(1, 60)].to_numpy()
+
+    train_records, y_train = features(make_synthetic_month(2023, 1))
+    valid_records, y_valid = features(make_synthetic_month(2023, 2))
+    vectorizer = DictVectorizer()
+    x_train, x_valid = vectorizer.fit_transform(train_records), vectorizer.transform(valid_records)
+
+    rmse_mean = root_mean_squared_error(y_valid, np.full_like(y_valid, y_train.mean()))
+    rmse_linear = root_mean_squared_error(y_valid, LinearRegression().fit(x_train, y_train).predict(x_valid))
+    booster = xgb.train(
+        {"max_depth": 6, "learning_rate": 0.3, "objective": "reg:squarederror", "nthread": 2, "seed": 0},
+        xgb.DMatrix(x_train, label=y_train), num_boost_round=30,
+    )
+    rmse_xgb = root_mean_squared_error(y_valid, booster.predict(xgb.DMatrix(x_valid)))
+    # Real 2023-01 -> 2023-02: mean 9.3, linear 6.0, xgboost 5.2.
+    assert rmse_xgb < rmse_linear - 0.5
+    assert rmse_linear < rmse_mean - 1.5
+
+
+# ---------------------------------------------------------------------------
+# Real files
+
+
+@pytest.mark.skipif(SHARED is None, reason=NO_SHARED_REASON)
+def test_real_months_load_from_file_with_identical_dtypes():
+    january = load_taxi_month(2023, 1, source="file", data_dir=SHARED)
+    february = load_taxi_month(2023, 2, source="file", data_dir=SHARED)
+    assert (len(january), len(february)) == (68_211, 64_809)
+    assert january.attrs["source"] == february.attrs["source"] == "file"
+    assert dict(january.dtypes.astype(str)) == dict(february.dtypes.astype(str)) == canonical_dtypes()
+    # int32 -> int64 and int64 -> float64 must not change any value
+    raw_february = pd.read_parquet(SHARED / month_filename(2023, 2))
+    assert (february["PULocationID"].to_numpy() == raw_february["PULocationID"].to_numpy()).all()
+    assert february["passenger_count"].isna().sum() == raw_february["passenger_count"].isna().sum()
