@@ -27,7 +27,7 @@ course: setup
 # executed once by nbval (one Prefect server for the whole session, see conftest.py).
 test: setup
 	$(BIN)/python -m course_lib.runner prepare --out build/prepared
-	$(BIN)/python -m pytest tests build/prepared --nbval-lax --current-env
+	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -1,0 +1,90 @@
+"""The pipeline as a Prefect flow, run against the session's real Prefect server."""
+
+import os
+import textwrap
+
+import nbformat
+import papermill
+import pytest
+
+from course_lib import data, flows, runs, services, tracking
+
+
+@pytest.fixture(scope="module")
+def flow_state(prefect_server):
+    return flows.main_flow("2023-01", "2023-02", source="synthetic", num_boost_round=5, return_state=True)
+
+
+def test_flow_returns_rmse_recorded_by_server(flow_state, prefect_server):
+    rmse = flow_state.result()
+    assert isinstance(rmse, float) and 0 < rmse < 15
+    summary = runs.flow_run_summary(flow_state.state_details.flow_run_id)
+    assert summary["state"] == "Completed" and summary["flow"] == "main-flow"
+    assert summary["parameters"]["source"] == "synthetic"
+    tasks = runs.task_runs_table(flow_state.state_details.flow_run_id)
+    assert sorted(name.rsplit("-", 1)[0] for name in tasks["task run"]) == [
+        "add_features", "read_data", "read_data", "train_best_model"]
+    assert (tasks["state"] == "Completed").all()
+
+
+def test_mlflow_run_matches_flow_result(flow_state):
+    rmse = flow_state.result()
+    mlflow_run = tracking.run_for_flow_run(flow_state.state_details.flow_run_id)
+    assert mlflow_run is not None, "the flow's MLflow run is not tagged with its flow run id"
+    assert mlflow_run.data.metrics["rmse"] == pytest.approx(rmse, abs=1e-12)
+    assert mlflow_run.data.params["tree_method"] == "hist"
+    artifacts = {item.path for item in mlflow_client().list_artifacts(mlflow_run.info.run_id)}
+    assert "preprocessor" in artifacts
+    # MLflow 3 records a model logged in a run as a LoggedModel linked to that run.
+    models = mlflow_client().search_logged_models(experiment_ids=[mlflow_run.info.experiment_id],
+                                                  filter_string=f"source_run_id = '{mlflow_run.info.run_id}'")
+    assert [model.name for model in models] == ["models_mlflow"]
+
+
+def test_mlflow_store_lives_in_the_working_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("COURSE_WORKDIR", str(tmp_path))
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5001")
+    assert tracking.tracking_uri() == "http://127.0.0.1:5001"
+
+
+def mlflow_client():
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=tracking.tracking_uri())
+
+
+def test_bad_input_is_not_retried(prefect_server):
+    state = flows.main_flow("2023-13", "2023-02", source="synthetic", return_state=True)
+    assert state.is_failed()
+    with pytest.raises(data.DataError, match="1-12|1 and 12"):
+        state.result()
+    tasks = runs.task_runs_table(state.state_details.flow_run_id)
+    failed = tasks[tasks["state"] == "Failed"]
+    assert len(failed) >= 1 and (failed["attempts"] == 1).all(), tasks
+
+
+def test_notebook_failing_midway_leaves_no_server(tmp_path, monkeypatch):
+    """A lesson that starts a server and then fails: the kernel's exit still stops the server."""
+    port = services.free_port()
+    pid_file = tmp_path / "server.pid"
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("COURSE_PREFECT_PORT", str(port))
+    monkeypatch.setenv("COURSE_WORKDIR", str(tmp_path / "work"))
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(textwrap.dedent(f"""
+        from course_lib import services
+        server = services.start_server()
+        open({str(pid_file)!r}, "w").write(str(server.pid))
+        raise RuntimeError("a lesson cell failed")
+    """))])
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    source = tmp_path / "failing.ipynb"
+    nbformat.write(notebook, source)
+    with pytest.raises(papermill.PapermillExecutionError, match="a lesson cell failed"):
+        papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), progress_bar=False, kernel_name="python3")
+    pid = int(pid_file.read_text())
+    assert pid > 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert services.port_is_free(port)
