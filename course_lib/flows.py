@@ -17,7 +17,7 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from course_lib import data, features, tracking, training
+from course_lib import data, features, reports, tracking, training
 
 
 def _retry_unless_bad_input(task, task_run, state) -> bool:
@@ -46,8 +46,11 @@ def add_features(df_train: pd.DataFrame, df_val: pd.DataFrame, mode: str = "fast
 
 @task(log_prints=True, cache_policy=NO_CACHE)
 def train_best_model(X_train, X_val, y_train, y_val, preprocessor, mode: str = "fast",
-                     num_boost_round: int | None = None, tags: dict | None = None) -> float:
-    """Train xgboost, log params, RMSE, preprocessor and model to MLflow; return the RMSE."""
+                     num_boost_round: int | None = None, tags: dict | None = None) -> tuple[float, str]:
+    """Train xgboost, log params, RMSE, preprocessor and model to MLflow; return (RMSE, MLflow run id).
+
+    A progress artifact follows the boosting rounds while it trains.
+    """
     import mlflow
     import xgboost
 
@@ -55,8 +58,9 @@ def train_best_model(X_train, X_val, y_train, y_val, preprocessor, mode: str = "
     with mlflow.start_run() as run:
         mlflow.set_tags({"mode": mode, **(tags or {})})
         mlflow.log_params(training.xgb_params(mode))
+        progress = reports.ProgressCallback(num_boost_round or training.default_rounds(mode))
         booster, rmse = training.train_booster(X_train, y_train, X_val, y_val, mode=mode,
-                                               num_boost_round=num_boost_round)
+                                               num_boost_round=num_boost_round, callbacks=[progress])
         mlflow.log_metric("rmse", rmse)
         saved = training.save_model(booster, preprocessor)
         mlflow.log_artifact(str(saved["preprocessor"]), artifact_path="preprocessor")
@@ -64,7 +68,18 @@ def train_best_model(X_train, X_val, y_train, y_val, preprocessor, mode: str = "
         mlflow.xgboost.log_model(booster, name="models_mlflow",
                                  pip_requirements=[f"xgboost-cpu=={xgboost.__version__}"])
         print(f"{mode} model: validation RMSE {rmse:.5f} (MLflow run {run.info.run_id})")
-    return rmse
+    return rmse, run.info.run_id
+
+
+@task(cache_policy=NO_CACHE)
+def publish_reports(train_path: str, val_path: str, source: str, mode: str, rmse: float, n_train: int,
+                    n_val: int, mlflow_run_id: str, report_key: str = reports.REPORT_KEY) -> None:
+    """The markdown report and the RMSE-history table, attached to this flow run as artifacts."""
+    mlflow_run = tracking.read_run(mlflow_run_id)
+    reports.publish_report(reports.report_markdown(
+        train=train_path, val=val_path, source=source, mode=mode, rmse=rmse, n_train=n_train, n_val=n_val,
+        mlflow_run_id=mlflow_run_id, mlflow_run_url=tracking.run_url(mlflow_run)), key=report_key)
+    reports.publish_rmse_history(tracking.recent_runs())
 
 
 def _flow_run_tags() -> dict:
@@ -78,13 +93,18 @@ def _flow_run_tags() -> dict:
 # to whoever asks for the run's result (stored under PREFECT_HOME/storage).
 @flow(persist_result=True)
 def main_flow(train_path: str = "2023-01", val_path: str = "2023-02", source: str = "auto",
-              mode: str = "fast", num_boost_round: int | None = None) -> float:
-    """The training pipeline: read two months, build features, train, return the validation RMSE.
+              mode: str = "fast", num_boost_round: int | None = None,
+              report_key: str = reports.REPORT_KEY) -> float:
+    """The training pipeline: read two months, build features, train, report; return the validation RMSE.
 
     ``train_path``/``val_path`` take a month ("2023-01") or a parquet path, as the 2023 code did.
     """
+    reports.check_key(report_key)  # a bad key fails here, before any data is read or model trained
     df_train = read_data(train_path, source=source)
     df_val = read_data(val_path, source=source)
     X_train, X_val, y_train, y_val, preprocessor = add_features(df_train, df_val, mode=mode)
-    return train_best_model(X_train, X_val, y_train, y_val, preprocessor, mode=mode,
-                            num_boost_round=num_boost_round, tags=_flow_run_tags())
+    rmse, mlflow_run_id = train_best_model(X_train, X_val, y_train, y_val, preprocessor, mode=mode,
+                                           num_boost_round=num_boost_round, tags=_flow_run_tags())
+    publish_reports(train_path, val_path, training.source_of(df_train, df_val), mode, rmse, len(df_train), len(df_val), mlflow_run_id,
+                    report_key=report_key)
+    return rmse

@@ -70,3 +70,16 @@ def flow_run_logs(flow_run_id: UUID | str, limit: int = 200, wait_seconds: float
             if flow_finished or time.monotonic() > deadline:
                 return [log.message for log in logs]
             time.sleep(0.5)
+
+
+def flow_run_artifacts(flow_run_id: UUID | str) -> pd.DataFrame:
+    """The artifacts a flow run created (markdown, table, progress): key, type, description, data."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with _client() as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(str(flow_run_id))])))
+    rows = [{"key": artifact.key, "type": artifact.type, "description": artifact.description,
+             "data": artifact.data, "created": artifact.created} for artifact in artifacts]
+    table = pd.DataFrame(rows, columns=["key", "type", "description", "data", "created"])
+    return table.sort_values("created", kind="stable").reset_index(drop=True)

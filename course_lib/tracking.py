@@ -8,6 +8,7 @@ artifacts landed in ``./mlruns``; here both live under ``work/mlflow/`` so a lea
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 
 from course_lib import paths
 
@@ -41,9 +42,39 @@ def setup_mlflow(experiment: str = EXPERIMENT_NAME) -> str:
     return experiment_id
 
 
+MLFLOW_UI_PORT = 5001
+
+
+def run_url(run) -> str:
+    """Where ``mlflow ui`` (started with :func:`ui_command`) shows this run."""
+    return f"http://127.0.0.1:{MLFLOW_UI_PORT}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+
+
+def recent_runs(limit: int = 10, experiment: str = EXPERIMENT_NAME) -> list[dict]:
+    """The latest runs of the experiment, newest first: when, mode, RMSE and the Prefect flow run."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri())
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = client.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"], max_results=limit)
+    return [{"started (UTC)": datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+             "mode": run.data.tags.get("mode", ""), "rmse": round(run.data.metrics.get("rmse", float("nan")), 5),
+             "prefect flow run": run.data.tags.get("prefect_flow_run_name", ""), "mlflow run": run.info.run_id}
+            for run in runs]
+
+
 def ui_command() -> str:
     """The shell command that opens the MLflow UI on the course store."""
-    return f"mlflow ui --backend-store-uri '{tracking_uri()}' --port 5001"
+    return f"mlflow ui --backend-store-uri '{tracking_uri()}' --port {MLFLOW_UI_PORT}"
+
+
+def read_run(run_id: str):
+    """The MLflow run with this id (params, metrics, tags)."""
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=tracking_uri()).get_run(run_id)
 
 
 def run_for_flow_run(flow_run_id, experiment: str = EXPERIMENT_NAME):

@@ -130,11 +130,12 @@ def _dmatrix(X, y=None) -> xgb.DMatrix:
 
 
 def train_booster(X_train, y_train, X_val, y_val, mode: str = "fast", num_boost_round: int | None = None,
-                  verbose: bool = False):
+                  verbose: bool = False, callbacks: list | None = None):
     """The 2023 ``train_best_model`` without MLflow: ``(booster, rmse on the validation month)``.
 
     Early stopping (20 rounds) watches the validation month, as in 2023, and the
-    RMSE is that of ``booster.predict`` (all trees), as in 2023.
+    RMSE is that of ``booster.predict`` (all trees), as in 2023. ``callbacks`` are
+    xgboost ``TrainingCallback`` objects (the flow reports progress with one).
     """
     params = xgb_params(mode)
     rounds = _check_rounds(num_boost_round, mode)
@@ -147,6 +148,7 @@ def train_booster(X_train, y_train, X_val, y_val, mode: str = "fast", num_boost_
         evals=[(valid, "validation")],
         early_stopping_rounds=EARLY_STOPPING_ROUNDS,
         verbose_eval=verbose,
+        callbacks=callbacks,
     )
     y_pred = booster.predict(valid)
     rmse = float(root_mean_squared_error(y_val, y_pred))
@@ -214,7 +216,8 @@ class TrainResult:
         return asdict(self)
 
 
-def _source_of(df_train, df_val) -> str:
+def source_of(df_train, df_val) -> str:
+    """Which source served the months ("file", "synthetic"; "file+synthetic" when they differ)."""
     s_train = df_train.attrs.get("source", "unknown")
     s_val = df_val.attrs.get("source", "unknown")
     return s_train if s_train == s_val else f"{s_train}+{s_val}"
@@ -246,7 +249,7 @@ def train_months(train, val, source: str = "auto", mode: str = "fast", num_boost
         n_train=int(X_train.shape[0]),
         n_val=int(X_val.shape[0]),
         seconds=round(seconds, 3),
-        source=_source_of(df_train, df_val),
+        source=source_of(df_train, df_val),
         mode=mode,
         rounds=rounds,
         model_path=str(saved["model"]),

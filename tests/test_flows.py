@@ -23,7 +23,7 @@ def test_flow_returns_rmse_recorded_by_server(flow_state, prefect_server):
     assert summary["parameters"]["source"] == "synthetic"
     tasks = runs.task_runs_table(flow_state.state_details.flow_run_id)
     assert sorted(name.rsplit("-", 1)[0] for name in tasks["task run"]) == [
-        "add_features", "read_data", "read_data", "train_best_model"]
+        "add_features", "publish_reports", "read_data", "read_data", "train_best_model"]
     assert (tasks["state"] == "Completed").all()
 
 
@@ -88,3 +88,29 @@ def test_notebook_failing_midway_leaves_no_server(tmp_path, monkeypatch):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert services.port_is_free(port)
+
+
+def test_flow_publishes_report_table_and_progress(flow_state):
+    import json
+
+    artifacts = runs.flow_run_artifacts(flow_state.state_details.flow_run_id)
+    by_type = {kind: group for kind, group in artifacts.groupby("type")}
+    assert set(by_type) == {"markdown", "table", "progress"}, artifacts[["key", "type"]]
+    report = by_type["markdown"].iloc[0]
+    assert report["key"] == "duration-model-report"
+    text = report["data"]
+    assert "| Validation RMSE (minutes) | " + f"{flow_state.result():.5f} |" in text
+    assert "| Data source | synthetic |" in text and "\n    |" not in text  # a table, not a code block
+    table = json.loads(by_type["table"].iloc[0]["data"])
+    assert table[0]["rmse"] == pytest.approx(flow_state.result(), abs=1e-5)
+    assert by_type["progress"].iloc[0]["data"] == 100.0
+
+
+def test_invalid_report_key_fails_before_any_task(prefect_server):
+    from course_lib import reports
+
+    with pytest.raises(ValueError, match="lowercase letters, digits and dashes.*'model-report'"):
+        reports.check_key("Model_Report")
+    state = flows.main_flow(source="synthetic", report_key="Model_Report", return_state=True)
+    assert state.is_failed()
+    assert runs.task_runs_table(state.state_details.flow_run_id).empty
