@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -85,6 +86,7 @@ def apply_headless_env(environ=os.environ) -> None:
     environ.setdefault("MPLCONFIGDIR", str(paths.subdir("matplotlib")))
     # MLflow's upload progress bar needs ipywidgets in a notebook and only warns without it.
     environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore", message="IProgress not found")
 
 
 def setup_course(server: bool = False, seed: int = 42) -> CourseInfo:

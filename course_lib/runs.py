@@ -79,7 +79,9 @@ def flow_run_artifacts(flow_run_id: UUID | str) -> pd.DataFrame:
     with _client() as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(str(flow_run_id))])))
+    # Persisted results are stored as untyped "result" artifacts; they are not published output.
     rows = [{"key": artifact.key, "type": artifact.type, "description": artifact.description,
-             "data": artifact.data, "created": artifact.created} for artifact in artifacts]
+             "data": artifact.data, "created": artifact.created}
+            for artifact in artifacts if artifact.type not in (None, "result")]
     table = pd.DataFrame(rows, columns=["key", "type", "description", "data", "created"])
     return table.sort_values("created", kind="stable").reset_index(drop=True)
