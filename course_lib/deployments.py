@@ -8,6 +8,7 @@ output, and fails with the output when it fails.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import time
@@ -16,6 +17,8 @@ from uuid import UUID
 
 from course_lib import services
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_SPINNER = re.compile(r"^\s*[\u2800-\u28ff]")
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 WAITING_STATES = {"SCHEDULED", "PENDING"}  # "Late" is a SCHEDULED state named Late
 
@@ -25,18 +28,43 @@ class DeploymentError(RuntimeError):
 
 
 def prefect_cli(*args: str, cwd: Path | str | None = None, check: bool = True, show: bool = True,
-                timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``prefect ARGS`` headless (no prompts, no colours) against the current PREFECT_API_URL."""
+                timeout: float = 300, env: dict | None = None,
+                redact: list[str] | tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run ``prefect ARGS`` headless (no prompts, no colours) against the current PREFECT_API_URL.
+
+    ``env`` adds variables (a None value unsets one). Every string in ``redact`` (an API key, a
+    password) is replaced by ``********`` in what is shown and in the returned output.
+    """
     command = [services.executable("prefect"), *args]
-    full_env = {**os.environ, **services.HEADLESS_ENV, **(env or {})}
+    full_env = {**os.environ, **services.HEADLESS_ENV}
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     result = subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+    def hide(text: str) -> str:
+        for secret in redact:
+            if secret:
+                text = text.replace(secret, "********")
+        return text
+
+    def plain(text: str) -> str:
+        """Without terminal control codes and spinner frames (rich draws them even into a pipe)."""
+        text = _ANSI.sub("", text)
+        return "\n".join(line for line in text.splitlines() if not _SPINNER.match(line))
+
+    result.args = [hide(str(arg)) for arg in result.args]
+    result.stdout, result.stderr = plain(hide(result.stdout)), plain(hide(result.stderr))
     output = (result.stdout + result.stderr).strip()
+    shown_args = " ".join(shlex.quote(hide(arg)) for arg in args)
     if show:
-        print("$ prefect " + " ".join(shlex.quote(arg) for arg in args))
+        print("$ prefect " + shown_args)
         if output:
             print(output)
     if check and result.returncode != 0:
-        raise DeploymentError(f"`prefect {' '.join(args)}` exited {result.returncode}:\n{output[-3000:]}")
+        raise DeploymentError(f"`prefect {shown_args}` exited {result.returncode}:\n{output[-3000:]}")
     return result
 
 
@@ -105,8 +133,6 @@ def init_project(folder: Path | str, show: bool = True) -> Path:
 
 def flow_run_id_from_output(output: str) -> UUID:
     """The flow run id that ``prefect deployment run`` prints ("UUID: ...")."""
-    import re
-
     found = re.search(r"UUID:\s*([0-9a-f-]{36})", output)
     if not found:
         raise DeploymentError(f"no flow run id in the output of `prefect deployment run`:\n{output[-1000:]}")

@@ -65,6 +65,7 @@ __all__ = [
     "free_port",
     "port_is_free",
     "check_s3_endpoint",
+    "use_api",
     "executable",
     "HEADLESS_ENV",
 ]
@@ -404,8 +405,12 @@ class PrefectServer(_ManagedProcess):
         auth_string: str | None = None,
         name: str = "local",
         timeout: float | None = None,
+        export: bool = True,
     ) -> None:
         super().__init__()
+        # export=False: a second server (lesson 07's "remote workspace") that neither reuses the
+        # PREFECT_API_URL of this process nor replaces it; talk to it with use_api(server.env()).
+        self.export = export
         self._requested_port = port
         self._home = Path(home).expanduser().resolve() if home is not None else None
         self._ui = ui
@@ -476,7 +481,7 @@ class PrefectServer(_ManagedProcess):
             self.stop()
 
         existing = os.environ.get("PREFECT_API_URL", "").strip()
-        if existing:
+        if existing and self.export:
             return self._reuse(existing)
 
         port = self._requested_port
@@ -528,11 +533,12 @@ class PrefectServer(_ManagedProcess):
         self.startup_seconds = time.monotonic() - t0
         self.started = True
 
-        exports: dict[str, str | None] = {"PREFECT_API_URL": self._api_url}
-        if self.auth_string:
-            exports["PREFECT_API_AUTH_STRING"] = self.auth_string
-        self._saved_env = _set_env(exports)
-        _refresh_prefect_settings()
+        if self.export:
+            exports: dict[str, str | None] = {"PREFECT_API_URL": self._api_url}
+            if self.auth_string:
+                exports["PREFECT_API_AUTH_STRING"] = self.auth_string
+            self._saved_env = _set_env(exports)
+            _refresh_prefect_settings()
         ui_note = f", UI {self.ui_url}" if self.ui else " (no UI)"
         print(f"Prefect server ready in {self.startup_seconds:.0f} s: API {self._api_url}{ui_note}; log {self.log_path}")
         return self
@@ -615,6 +621,26 @@ class PrefectServer(_ManagedProcess):
         self.started = False
 
 
+class use_api:
+    """Point this process's Prefect client at another API for a ``with`` block, then restore.
+
+    ``with use_api(remote.env()):`` (or a dict of PREFECT_* variables, None to unset one).
+    """
+
+    def __init__(self, env: Mapping[str, str | None]) -> None:
+        self.updates = {key: value for key, value in env.items() if key.startswith("PREFECT_")}
+        self._saved: dict[str, str | None] | None = None
+
+    def __enter__(self) -> "use_api":
+        self._saved = _set_env(self.updates)
+        _refresh_prefect_settings()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _set_env(self._saved or {})
+        _refresh_prefect_settings()
+
+
 _SERVER: PrefectServer | None = None
 
 
@@ -687,7 +713,9 @@ def _require_healthy(api_url: str) -> None:
 def _sync_client(api_url: str, auth_string: str | None):
     from prefect.client.orchestration import SyncPrefectClient
 
-    return SyncPrefectClient(api_url, auth_string=auth_string)
+    # Prefect Cloud authenticates with an API key, a self-hosted server with basic auth.
+    api_key = None if auth_string else os.environ.get("PREFECT_API_KEY")
+    return SyncPrefectClient(api_url, api_key=api_key, auth_string=auth_string)
 
 
 def ensure_work_pool(name: str, type: str = "process", server: PrefectServer | None = None):
@@ -767,7 +795,8 @@ class Worker(_ManagedProcess):
         _require_healthy(api_url)
         self._api_url, self._auth = api_url, auth
         env = dict(os.environ)
-        env.pop("PREFECT_API_KEY", None)  # a stray key overrides basic auth
+        if auth:
+            env.pop("PREFECT_API_KEY", None)  # a stray key overrides basic auth
         env.update(client_env)
         env["PREFECT_WORKER_QUERY_SECONDS"] = str(self.query_seconds)
         env["PYTHONUNBUFFERED"] = "1"
