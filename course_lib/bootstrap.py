@@ -79,6 +79,9 @@ def apply_headless_env(environ=os.environ) -> None:
     """Set the headless defaults (no telemetry, prompts or colours) without overriding the learner's."""
     for key, value in HEADLESS_ENV.items():
         environ.setdefault(key, value)
+    # prefect.yaml's taxi_local_data starts its runs here ('{{ $COURSE_REPO_ROOT }}'); workers
+    # started from the course inherit it.
+    environ.setdefault("COURSE_REPO_ROOT", str(paths.REPO_ROOT))
     # Keep Prefect client state (profiles, persisted results) and Jupyter/IPython state in the
     # course's working folder, not in the learner's home folder.
     environ.setdefault("PREFECT_HOME", str(paths.subdir("prefect") / "client"))

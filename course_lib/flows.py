@@ -82,7 +82,7 @@ def publish_reports(train_path: str, val_path: str, source: str, mode: str, rmse
     reports.publish_rmse_history(tracking.recent_runs())
 
 
-def _flow_run_tags() -> dict:
+def flow_run_tags() -> dict:
     """Tags that link an MLflow run back to the Prefect flow run that wrote it."""
     from prefect.runtime import flow_run
 
@@ -104,7 +104,7 @@ def main_flow(train_path: str = "2023-01", val_path: str = "2023-02", source: st
     df_val = read_data(val_path, source=source)
     X_train, X_val, y_train, y_val, preprocessor = add_features(df_train, df_val, mode=mode)
     rmse, mlflow_run_id = train_best_model(X_train, X_val, y_train, y_val, preprocessor, mode=mode,
-                                           num_boost_round=num_boost_round, tags=_flow_run_tags())
+                                           num_boost_round=num_boost_round, tags=flow_run_tags())
     publish_reports(train_path, val_path, training.source_of(df_train, df_val), mode, rmse, len(df_train), len(df_val), mlflow_run_id,
                     report_key=report_key)
     return rmse
