@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup course test lab lock clean
+.PHONY: setup system-deps course test images lab bench lock clean
 
 setup: $(INSTALLED)
 
@@ -20,14 +20,31 @@ $(INSTALLED): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
+# Headless Chromium for the UI screenshots (Playwright drives the system browser; it cannot
+# download its own here). Installed with apt when missing and we are root, as on CI.
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; \
+	  else \
+	    echo "Chromium is needed for the UI screenshots: sudo apt-get install -y chromium fonts-dejavu-core"; exit 1; \
+	  fi; }
+
 course: setup
 	$(BIN)/python -m course_lib.runner run
 
 # The library tests, then every notebook with quick parameters injected by papermill and
 # executed once by nbval (one Prefect server for the whole session, see conftest.py).
-test: setup
+test: setup system-deps
 	$(BIN)/python -m course_lib.runner prepare --out build/prepared
 	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env
+
+# The course's pictures: diagrams drawn from code, screenshots of the real Prefect UI.
+images: setup system-deps
+	$(BIN)/python -m course_lib.images
+
+bench: setup
+	$(BIN)/python -m course_lib.bench
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -43,3 +43,20 @@ def test_no_logic_defined_in_notebooks(path):
         tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
         defined += [node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     assert len(defined) <= allowed, f"{path.name} defines {defined}: move the logic into course_lib"
+
+
+def test_pictures_shown_in_lessons_exist_and_are_generated():
+    """Every picture a lesson shows is in imgs/ and made by `make images` (course_lib.images)."""
+    import re
+
+    from course_lib import images, paths
+
+    shown = set()
+    for path in NOTEBOOKS:
+        for cell in json.loads(path.read_text())["cells"]:
+            shown |= set(re.findall(r"\]\(\.\./imgs/([^)]+)\.png\)", "".join(cell["source"])))
+    assert shown, "no lesson shows a picture"
+    assert shown <= set(images.ALL_NAMES), shown - set(images.ALL_NAMES)
+    assert all((paths.REPO_ROOT / "imgs" / f"{name}.png").is_file() for name in shown)
+    committed = {path.stem for path in (paths.REPO_ROOT / "imgs").glob("*.png")}
+    assert committed == set(images.ALL_NAMES), "imgs/ holds a picture no script produces, or misses one"
