@@ -20,18 +20,26 @@ from prefect.cache_policies import NO_CACHE
 from course_lib import data, features, reports, tracking, training
 
 
-def _retry_unless_bad_input(task, task_run, state) -> bool:
-    """Retry transient failures only; bad input fails at once with its message."""
-    try:
-        state.result()
-    except data.DataError:
-        return False
-    except Exception:
+def retry_unless(*permanent: type[Exception]):
+    """A ``retry_condition_fn`` that retries transient failures but not ``permanent`` ones.
+
+    Bad input (a wrong month, a missing block) will not heal by retrying: the learner sees the
+    clear error at once instead of after every retry delay.
+    """
+
+    def should_retry(task, task_run, state) -> bool:
+        try:
+            state.result()
+        except permanent:
+            return False
+        except Exception:
+            return True
         return True
-    return True
+
+    return should_retry
 
 
-@task(retries=3, retry_delay_seconds=2, retry_condition_fn=_retry_unless_bad_input,
+@task(retries=3, retry_delay_seconds=2, retry_condition_fn=retry_unless(data.DataError),
       cache_policy=NO_CACHE)
 def read_data(month_or_path: str, source: str = "auto") -> pd.DataFrame:
     """Load one month ("2023-01" or a parquet path) and keep the 1-60 minute trips."""

@@ -16,21 +16,10 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from course_lib import s3
-from course_lib.flows import flow_run_tags, add_features, read_data, train_best_model
+from course_lib.flows import add_features, flow_run_tags, read_data, retry_unless, train_best_model
 
 
-def _retry_unless_s3_error(task, task_run, state) -> bool:
-    """A missing block or bucket, a refused key or a stopped endpoint will not heal by retrying."""
-    try:
-        state.result()
-    except s3.S3Error:
-        return False
-    except Exception:
-        return True
-    return True
-
-
-@task(retries=2, retry_delay_seconds=2, retry_condition_fn=_retry_unless_s3_error, cache_policy=NO_CACHE,
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless(s3.S3Error), cache_policy=NO_CACHE,
       log_prints=True)
 def download_data(bucket_block: str, data_folder: str, to: str) -> list[str]:
     """Load the bucket block by name and download ``data_folder/`` (only it) to ``to``."""
