@@ -106,7 +106,7 @@ def prefect_only_env() -> Path:
     if not python.exists():
         uv = Path(sys.executable).parent / "uv"
         subprocess.run([str(uv), "venv", "--quiet", "--python", sys.executable, str(folder)], check=True)
-        subprocess.run([str(uv), "pip", "install", "--quiet", "--python", str(python),
+        subprocess.run([str(uv), "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python),
                         f"prefect=={metadata.version('prefect')}"], check=True)
     return folder
 
@@ -178,7 +178,7 @@ def bench_setup() -> None:
         venv = Path(folder) / "venv"
         start = time.perf_counter()
         subprocess.run([str(uv), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-        subprocess.run([str(uv), "pip", "sync", "--quiet", "--no-cache", "--python", str(venv / "bin" / "python"),
+        subprocess.run([str(uv), "pip", "sync", "--quiet", "--no-cache", "--compile-bytecode", "--python", str(venv / "bin" / "python"),
                         str(lock)], check=True)
         seconds = time.perf_counter() - start
         size = int(subprocess.run(["du", "-sm", str(venv)], capture_output=True, text=True).stdout.split()[0])
