@@ -66,6 +66,7 @@ __all__ = [
     "port_is_free",
     "check_s3_endpoint",
     "use_api",
+    "ServedFlow",
     "executable",
     "HEADLESS_ENV",
 ]
@@ -859,6 +860,66 @@ class Worker(_ManagedProcess):
 # --------------------------------------------------------------------------- S3
 
 
+class ServedFlow(_ManagedProcess):
+    """A real process running ``flow.serve(name=...)``: a deployment without pool or worker.
+
+    ``ServedFlow("course_lib.flows:main_flow", "taxi-served")`` imports the flow, registers the
+    deployment ``<flow-name>/<name>`` with the server in ``PREFECT_API_URL`` and executes its
+    runs itself, polling every ``poll_seconds`` (Prefect's default is 10 s).
+    """
+
+    kind = "served flow"
+    stop_grace = 10.0
+
+    def __init__(self, flow_path: str, name: str, poll_seconds: float = 2, timeout: float = 120) -> None:
+        super().__init__()
+        module, _, attribute = flow_path.partition(":")
+        if not module or not attribute.isidentifier():
+            raise ServiceError(f"{flow_path!r} is not 'module:flow_function'. Fix: pass e.g. 'course_lib.flows:main_flow'.")
+        self.module, self.attribute, self.name = module, attribute, name
+        self.poll_seconds, self.timeout = poll_seconds, timeout
+        self.deployment_name: str | None = None
+
+    def start(self) -> "ServedFlow":
+        if self.running:
+            return self
+        api_url, auth, client_env = _client_settings(None)
+        env = {**os.environ, **client_env, "PREFECT_RUNNER_POLL_FREQUENCY": str(self.poll_seconds),
+               "PYTHONUNBUFFERED": "1"}
+        code = (f"from {self.module} import {self.attribute} as flow\n"
+                f"flow.serve(name={self.name!r})\n")
+        state = paths.subdir("prefect") / "served"
+        self._spawn([sys.executable, "-c", code], env, log_path=state / f"{self.name}.log", cwd=state)
+        import importlib
+
+        flow_name = getattr(importlib.import_module(self.module), self.attribute).name
+        self.deployment_name = f"{flow_name}/{self.name}"
+        deadline = time.monotonic() + self.timeout
+        try:
+            with _sync_client(api_url, auth) as client:
+                while True:
+                    if self.process is not None and self.process.poll() is not None:
+                        raise self._failure(f"The process serving {self.deployment_name} exited during start.",
+                                            "read the log lines below.")
+                    try:
+                        client.read_deployment_by_name(self.deployment_name)
+                        break
+                    except Exception:  # not registered yet
+                        if time.monotonic() > deadline:
+                            raise self._failure(f"{self.deployment_name} was not registered within {self.timeout:.0f} s.",
+                                                "read the log lines below.")
+                        time.sleep(0.5)
+        except BaseException:
+            self._terminate()
+            raise
+        print(f"Serving deployment {self.deployment_name!r} from process {self.pid}; log {self.log_path}")
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (idempotent); the deployment stays registered but nothing executes its runs."""
+        self._terminate()
+
+
 class S3Endpoint(_ManagedProcess):
     """A real ``moto_server`` on 127.0.0.1: a local S3-compatible endpoint.
 
@@ -918,7 +979,7 @@ class S3Endpoint(_ManagedProcess):
                 if code is not None:
                     raise self._failure(
                         f"The S3 endpoint {self.endpoint_url} (moto_server) exited with code {code} during start.",
-                        "read the log lines below; check that moto[server] is installed.",
+                        "read the log lines below; check that moto, flask and flask-cors are installed (`make setup`).",
                     )
                 if _http_status(self.endpoint_url + "/", timeout=2) is not None:
                     break

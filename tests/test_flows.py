@@ -114,3 +114,22 @@ def test_invalid_report_key_fails_before_any_task(prefect_server):
     state = flows.main_flow(source="synthetic", report_key="Model_Report", return_state=True)
     assert state.is_failed()
     assert runs.task_runs_table(state.state_details.flow_run_id).empty
+
+
+def test_served_flow_runs_its_deployment_without_a_worker(prefect_server):
+    from course_lib import deployments
+
+    with services.ServedFlow("course_lib.flows:main_flow", "test-served") as served:
+        assert served.deployment_name == "main-flow/test-served"
+        result = deployments.prefect_cli("deployment", "run", served.deployment_name, "--param", "source=synthetic",
+                                         "--param", "num_boost_round=3", show=False)
+        state = deployments.wait_for_flow_run(deployments.flow_run_id_from_output(result.stdout), late_after=60)
+        pid = served.pid
+    assert state == "Completed"
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_served_flow_rejects_a_bad_path():
+    with pytest.raises(services.ServiceError, match="module:flow_function"):
+        services.ServedFlow("course_lib.flows.main_flow", "x")
