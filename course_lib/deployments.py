@@ -16,6 +16,7 @@ from pathlib import Path
 from uuid import UUID
 
 from course_lib import services
+from course_lib.runs import api_client
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _SPINNER = re.compile(r"^\s*[\u2800-\u28ff]")
@@ -68,12 +69,6 @@ def prefect_cli(*args: str, cwd: Path | str | None = None, check: bool = True, s
     return result
 
 
-def _client():
-    from course_lib.runs import _client
-
-    return _client()
-
-
 def wait_for_flow_run(flow_run_id: UUID | str, timeout: float = 180, poll_seconds: float = 1.0,
                       late_after: float = 45) -> str:
     """Wait until a deployment's flow run finishes; returns its final state name.
@@ -83,7 +78,7 @@ def wait_for_flow_run(flow_run_id: UUID | str, timeout: float = 180, poll_second
     """
     flow_run_id = UUID(str(flow_run_id))
     started = time.monotonic()
-    with _client() as client:
+    with api_client() as client:
         while True:
             run = client.read_flow_run(flow_run_id)
             state_type = run.state.type.value if run.state else "SCHEDULED"
@@ -152,7 +147,7 @@ def scheduled_runs(deployment: str, wait_seconds: float = 30) -> "pd.DataFrame":
     from prefect.client.schemas.sorting import FlowRunSort
 
     deadline = time.monotonic() + wait_seconds
-    with _client() as client:
+    with api_client() as client:
         found = client.read_deployment_by_name(deployment)
         while True:
             runs = client.read_flow_runs(

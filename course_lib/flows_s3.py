@@ -25,7 +25,7 @@ def download_data(bucket_block: str, data_folder: str, to: str) -> list[str]:
     """Load the bucket block by name and download ``data_folder/`` (only it) to ``to``."""
     bucket = s3.load_bucket(bucket_block)
     files = s3.download_folder(bucket, data_folder, to)
-    endpoint = s3._endpoint_of(bucket.credentials) or "AWS"
+    endpoint = s3.endpoint_of(bucket.credentials) or "AWS"
     print(f"downloaded {len(files)} file(s) from s3://{bucket.bucket_name}/{data_folder.strip('/')}/ "
           f"({endpoint}) with block {bucket_block!r}")
     return [str(path) for path in files]

@@ -13,7 +13,7 @@ from uuid import UUID
 import pandas as pd
 
 
-def _client():
+def api_client():
     from prefect import get_client
 
     if not os.environ.get("PREFECT_API_URL"):
@@ -28,7 +28,7 @@ def _seconds(run) -> float | None:
 
 def flow_run_summary(flow_run_id: UUID | str) -> dict:
     """Name, flow, state, parameters and duration of one flow run."""
-    with _client() as client:
+    with api_client() as client:
         run = client.read_flow_run(UUID(str(flow_run_id)))
         flow = client.read_flow(run.flow_id)
     return {"flow": flow.name, "flow run": run.name, "state": run.state.name if run.state else None,
@@ -39,7 +39,7 @@ def task_runs_table(flow_run_id: UUID | str) -> pd.DataFrame:
     """One row per task run of a flow run, in start order: name, state, attempts, seconds."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    with _client() as client:
+    with api_client() as client:
         task_runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(str(flow_run_id))])))
     rows = [{"task run": run.name, "state": run.state.name if run.state else None,
@@ -62,7 +62,7 @@ def flow_run_logs(flow_run_id: UUID | str, limit: int = 200, wait_seconds: float
 
     log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(str(flow_run_id))]))
     deadline = time.monotonic() + wait_seconds
-    with _client() as client:
+    with api_client() as client:
         while True:
             logs = client.read_logs(log_filter=log_filter, limit=limit, sort=LogSort.TIMESTAMP_ASC)
             flow_finished = any(log.task_run_id is None and log.message.startswith("Finished in state")
@@ -76,7 +76,7 @@ def flow_run_artifacts(flow_run_id: UUID | str) -> pd.DataFrame:
     """The artifacts a flow run created (markdown, table, progress): key, type, description, data."""
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    with _client() as client:
+    with api_client() as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(str(flow_run_id))])))
     # Persisted results are stored as untyped "result" artifacts; they are not published output.

@@ -242,7 +242,7 @@ def translate_s3_error(exc: BaseException, bucket: str | None = None, endpoint_u
     return S3Error(f"Could not {action}: {type(exc).__name__}: {exc}")
 
 
-def _endpoint_of(credentials) -> str | None:
+def endpoint_of(credentials) -> str | None:
     params = getattr(credentials, "aws_client_parameters", None)
     return getattr(params, "endpoint_url", None) if params is not None else None
 
@@ -349,7 +349,7 @@ def load_bucket(name: str = BUCKET_BLOCK):
 
 
 def _bucket_and_endpoint(bucket) -> tuple[str, str | None]:
-    return bucket.bucket_name, _endpoint_of(bucket.credentials)
+    return bucket.bucket_name, endpoint_of(bucket.credentials)
 
 
 def list_keys(bucket, prefix: str = "") -> list[str]:
