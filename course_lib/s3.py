@@ -57,6 +57,7 @@ __all__ = [
     "download_folder",
     "list_keys",
     "translate_s3_error",
+    "endpoint_of",
     "mask",
     "month_key",
     "BUCKET_BLOCK",
