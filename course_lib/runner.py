@@ -7,6 +7,12 @@ exit status non-zero.
 
     python -m course_lib.runner run [--quick] [NOTEBOOK ...]
     python -m course_lib.runner prepare --out build/prepared   # inject quick parameters only
+    python -m course_lib.runner record-outputs                 # refresh tests/notebook_outputs.json
+
+Cells whose first line is ``# NBVAL_CHECK_OUTPUT`` have a deterministic output under the quick
+parameters. Committed notebooks carry no outputs, so the expected ones live in
+``tests/notebook_outputs.json``; ``prepare`` puts them into the prepared copies, where nbval
+compares them with what the cells print.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ BUILD_DIR = paths.REPO_ROOT / "build"
 # A quick variant of every lesson for tests: synthetic data, few boosting rounds.
 # Each notebook only receives the names its `parameters` cell declares.
 QUICK_PARAMETERS = {"source": "synthetic", "num_boost_round": 10, "quick": True}
+CHECK_OUTPUT_MARK = "# NBVAL_CHECK_OUTPUT"
+EXPECTED_OUTPUTS = paths.REPO_ROOT / "tests" / "notebook_outputs.json"
 
 
 @dataclass
@@ -63,16 +71,63 @@ def parameters_for(notebook: Path, quick: bool) -> dict:
     return {name: value for name, value in QUICK_PARAMETERS.items() if name in declared}
 
 
+def checked_cells(notebook: dict) -> list[dict]:
+    """The code cells marked ``# NBVAL_CHECK_OUTPUT``."""
+    return [cell for cell in notebook["cells"] if cell["cell_type"] == "code"
+            and "".join(cell["source"]).lstrip().startswith(CHECK_OUTPUT_MARK)]
+
+
+def _comparable(outputs: list[dict]) -> list[dict]:
+    """Outputs without execution counts or metadata (what nbval compares)."""
+    kept = []
+    for output in outputs:
+        output = {key: value for key, value in output.items() if key not in ("execution_count", "metadata")}
+        if output["output_type"] == "execute_result":
+            output["execution_count"] = None
+            output["metadata"] = {}
+        kept.append(output)
+    return kept
+
+
+def notebooks_with_checked_cells() -> list[Path]:
+    import json
+
+    return [nb for nb in course_notebooks() if checked_cells(json.loads(nb.read_text()))]
+
+
+def record_outputs(executed_dir: Path) -> dict:
+    """Expected outputs of the checked cells, read from notebooks executed with quick parameters."""
+    import json
+
+    recorded = {}
+    for notebook in notebooks_with_checked_cells():
+        executed = json.loads((executed_dir / notebook.name).read_text())
+        cells = {cell["id"]: _comparable(cell["outputs"]) for cell in checked_cells(executed)}
+        if cells:
+            recorded[notebook.name] = cells
+    EXPECTED_OUTPUTS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+    return recorded
+
+
 def prepare(out_dir: Path, quick: bool = True) -> list[Path]:
-    """Write each notebook with its (quick) parameters injected, not executed (for nbval)."""
+    """Write each notebook with its (quick) parameters injected, not executed (for nbval),
+    and the expected outputs of its checked cells filled in."""
+    import json
+
     import papermill
 
+    expected = json.loads(EXPECTED_OUTPUTS.read_text()) if EXPECTED_OUTPUTS.exists() else {}
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for notebook in course_notebooks():
         target = out_dir / notebook.name
         papermill.execute_notebook(str(notebook), str(target), parameters=parameters_for(notebook, quick),
                                    prepare_only=True, progress_bar=False)
+        prepared = json.loads(target.read_text())
+        for cell in checked_cells(prepared):
+            cell["outputs"] = expected.get(notebook.name, {}).get(cell["id"], [])
+            cell["execution_count"] = 1  # nbval refuses outputs of a cell marked as never run
+        target.write_text(json.dumps(prepared, indent=1))
         written.append(target)
     return written
 
@@ -141,7 +196,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", type=Path, default=BUILD_DIR / "executed")
     prep = commands.add_parser("prepare", help="inject quick parameters without executing (for nbval)")
     prep.add_argument("--out", type=Path, default=BUILD_DIR / "prepared")
+    commands.add_parser("record-outputs", help=f"run the quick course, record checked outputs in {EXPECTED_OUTPUTS.name}")
     args = parser.parse_args(argv)
+    if args.command == "record-outputs":
+        out_dir = BUILD_DIR / "quick"
+        runs = run_course([nb.name for nb in notebooks_with_checked_cells()], quick=True, out_dir=out_dir)
+        if any(run.status != "ok" for run in runs):
+            return 1
+        recorded = record_outputs(out_dir)
+        print(f"recorded {sum(map(len, recorded.values()))} checked cells in {EXPECTED_OUTPUTS}")
+        return 0
     if args.command == "prepare":
         for path in prepare(args.out):
             print(os.path.relpath(path))
