@@ -122,17 +122,15 @@ def setup_course(server: bool = False, seed: int = 42) -> CourseInfo:
 def check_services() -> list[dict]:
     """Prove the programs the course starts can run here: the Prefect CLI and a local S3 endpoint.
 
-    The Prefect server itself starts in lesson 03 (it takes 25-45 s on a small machine).
+    The Prefect server itself starts in lesson 02/03 (it takes 8-45 s on a small machine).
     """
-    import subprocess
     import time
 
-    from course_lib import services
+    from course_lib import deployments, services
 
     rows = []
     started = time.perf_counter()
-    result = subprocess.run([services.executable("prefect"), "version"], capture_output=True, text=True,
-                            env={**os.environ, **HEADLESS_ENV}, timeout=120)
+    result = deployments.prefect_cli("version", check=False, show=False, timeout=120)
     version_line = next((line for line in result.stdout.splitlines() if line.lower().startswith("version")), "")
     rows.append({"service": "prefect CLI", "ok": result.returncode == 0,
                  "detail": version_line.split(":")[-1].strip() or result.stderr.strip()[-200:],

@@ -46,10 +46,7 @@ def prefect_cli(*args: str, cwd: Path | str | None = None, check: bool = True, s
     result = subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
     def hide(text: str) -> str:
-        for secret in redact:
-            if secret:
-                text = text.replace(secret, "********")
-        return text
+        return services.redact(text, redact)
 
     def plain(text: str) -> str:
         """Without terminal control codes and spinner frames (rich draws them even into a pipe)."""

@@ -758,13 +758,8 @@ def _isolated_environment(workdir: Path) -> Iterator[None]:
         "PREFECT_LOGGING_COLORS": "false",
     }
     updates.update({key: value for key, value in services.HEADLESS_ENV.items() if key not in updates})
-    previous = services._set_env(updates)
-    services._refresh_prefect_settings()
-    try:
+    with services.temporary_env(updates):
         yield
-    finally:
-        services._set_env(previous)
-        services._refresh_prefect_settings()
 
 
 def _fresh_workdir(workdir: Path) -> Path:
@@ -783,25 +778,12 @@ def _fresh_workdir(workdir: Path) -> Path:
 
 def _save_blocks(endpoint) -> tuple[str, str]:
     """Save the AwsCredentials and S3Bucket blocks (against the local S3 endpoint); return their names."""
-    try:
-        from course_lib import s3
-    except ImportError:  # pragma: no cover - course_lib.s3 is part of the course
-        s3 = None
-    if s3 is not None and all(hasattr(s3, name) for name in ("choose_target", "ensure_bucket", "save_blocks")):
-        target = s3.choose_target(endpoint=endpoint)
-        s3.ensure_bucket(target, create=True)
-        s3.save_blocks(target)
-        return s3.CREDENTIALS_BLOCK, s3.BUCKET_BLOCK
-    from prefect_aws import AwsCredentials, S3Bucket  # pragma: no cover - fallback
-    from prefect_aws.client_parameters import AwsClientParameters
+    from course_lib import s3
 
-    credentials = AwsCredentials(aws_access_key_id="course-local-access-key",
-                                 aws_secret_access_key="course-local-secret-key", region_name="us-east-1",
-                                 aws_client_parameters=AwsClientParameters(endpoint_url=endpoint.endpoint_url))
-    credentials.save("taxi-aws-creds", overwrite=True, _sync=True)
-    S3Bucket(bucket_name="taxi-course-data", credentials=credentials).save("taxi-s3-bucket", overwrite=True,
-                                                                          _sync=True)
-    return "taxi-aws-creds", "taxi-s3-bucket"
+    target = s3.choose_target(endpoint=endpoint)
+    s3.ensure_bucket(target, create=True)
+    s3.save_blocks(target)
+    return s3.CREDENTIALS_BLOCK, s3.BUCKET_BLOCK
 
 
 def _make_scene(stack: contextlib.ExitStack, result: BuildResult) -> dict:

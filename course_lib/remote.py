@@ -10,8 +10,6 @@ every command that carries one is shown with ``********``.
 from __future__ import annotations
 
 import secrets
-import urllib.error
-import urllib.request
 
 import pandas as pd
 
@@ -19,7 +17,6 @@ from course_lib import deployments, paths, services
 
 REMOTE_POOL = "remote-pool"
 REMOTE_DEPLOYMENT = "taxi_remote"
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # everything here is local
 
 
 def new_auth_string(user: str = "course") -> str:
@@ -27,18 +24,14 @@ def new_auth_string(user: str = "course") -> str:
     return f"{user}:{secrets.token_urlsafe(18)}"
 
 
-def _status(url: str, method: str = "GET", auth_string: str | None = None) -> int:
+def _status(url: str, method: str, auth_string: str | None = None) -> int | None:
     import base64
 
-    request = urllib.request.Request(url, data=b"{}" if method == "POST" else None, method=method,
-                                     headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
     if auth_string:
-        request.add_header("Authorization", "Basic " + base64.b64encode(auth_string.encode()).decode())
-    try:
-        with _OPENER.open(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
+        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
+    return services.http_status(url, timeout=10, headers=headers, method=method,
+                                body=b"{}" if method == "POST" else None)
 
 
 def auth_check(api_url: str, auth_string: str) -> pd.DataFrame:

@@ -66,6 +66,9 @@ __all__ = [
     "port_is_free",
     "check_s3_endpoint",
     "use_api",
+    "temporary_env",
+    "http_status",
+    "redact",
     "ServedFlow",
     "executable",
     "HEADLESS_ENV",
@@ -139,9 +142,21 @@ def executable(name: str) -> str:
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _http_status(url: str, timeout: float = 3.0, headers: Mapping[str, str] | None = None) -> int | None:
-    """The HTTP status of a GET on ``url``; ``None`` if nothing answers."""
-    request = urllib.request.Request(url, headers=dict(headers or {}))
+MASK = "********"
+
+
+def redact(text: str, secrets) -> str:
+    """``text`` with every non-empty secret (a password, an API key) replaced by ``********``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def http_status(url: str, timeout: float = 3.0, headers: Mapping[str, str] | None = None,
+                method: str = "GET", body: bytes | None = None) -> int | None:
+    """The HTTP status of a request to ``url`` (never through a proxy); ``None`` if nothing answers."""
+    request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             return response.status
@@ -342,10 +357,7 @@ class _ManagedProcess:
 
     # -- logs
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets)
 
     def log_tail(self, n: int = LOG_TAIL_LINES) -> str:
         """The last ``n`` lines of this service's log (secrets redacted)."""
@@ -364,6 +376,25 @@ class _ManagedProcess:
         elif where:
             body += f"\nThe {self.kind} log{where} is empty."
         return ServiceError(body)
+
+    def _wait_until(self, ready, timeout: float, died: str, died_fix: str, slow: str, slow_fix: str,
+                    poll_seconds: float = 0.5) -> None:
+        """Poll ``ready()`` until it is true; fail with the log tail if the process dies or time runs out.
+
+        ``died`` may use ``{code}`` (the exit code). ``ready`` returns False while the service is
+        not there yet.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process is not None
+            code = self.process.poll()
+            if code is not None:
+                raise self._failure(died.format(code=code), died_fix)
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                raise self._failure(slow, slow_fix)
+            time.sleep(poll_seconds)
 
     # -- context manager
     def start(self):  # pragma: no cover - abstract
@@ -472,7 +503,7 @@ class PrefectServer(_ManagedProcess):
         return env
 
     def healthy(self) -> bool:
-        return self._api_url is not None and _http_status(self.health_url) == 200
+        return self._api_url is not None and http_status(self.health_url) == 200
 
     # -- lifecycle
     def start(self) -> "PrefectServer":
@@ -546,7 +577,7 @@ class PrefectServer(_ManagedProcess):
 
     def _reuse(self, api_url: str) -> "PrefectServer":
         api_url = api_url.rstrip("/")
-        status = _http_status(f"{api_url}/health")
+        status = http_status(f"{api_url}/health")
         if status != 200:
             what = "does not answer" if status is None else f"answers HTTP {status} on /health"
             raise ServiceError(
@@ -584,26 +615,16 @@ class PrefectServer(_ManagedProcess):
         return env
 
     def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None
-            code = self.process.poll()
-            if code is not None:
-                raise self._failure(
-                    f"The Prefect server process exited with code {code} before it became healthy "
-                    f"(expected {self.health_url} to answer 200).",
-                    "read the log lines below; common causes are a bad PREFECT_* setting in the environment "
-                    "or an unusable database (PREFECT_SERVER_DATABASE_CONNECTION_URL).",
-                )
-            if _http_status(self.health_url, timeout=2) == 200:
-                return
-            if time.monotonic() > deadline:
-                raise self._failure(
-                    f"The Prefect server did not become healthy within {timeout:.0f} s ({self.health_url}).",
-                    "the machine may be slow: raise COURSE_PREFECT_START_TIMEOUT (seconds), "
-                    "or set COURSE_PREFECT_UI=0 to start faster without the UI.",
-                )
-            time.sleep(0.5)
+        self._wait_until(
+            lambda: http_status(self.health_url, timeout=2) == 200, timeout,
+            died=f"The Prefect server process exited with code {{code}} before it became healthy "
+                 f"(expected {self.health_url} to answer 200).",
+            died_fix="read the log lines below; common causes are a bad PREFECT_* setting in the environment "
+                     "or an unusable database (PREFECT_SERVER_DATABASE_CONNECTION_URL).",
+            slow=f"The Prefect server did not become healthy within {timeout:.0f} s ({self.health_url}).",
+            slow_fix="the machine may be slow: raise COURSE_PREFECT_START_TIMEOUT (seconds), "
+                     "or set COURSE_PREFECT_UI=0 to start faster without the UI.",
+        )
 
     def stop(self) -> None:
         """Stop the server this object started (idempotent); a reused server keeps running."""
@@ -622,17 +643,15 @@ class PrefectServer(_ManagedProcess):
         self.started = False
 
 
-class use_api:
-    """Point this process's Prefect client at another API for a ``with`` block, then restore.
+class temporary_env:
+    """Set environment variables (None unsets one) for a ``with`` block, with Prefect's settings
+    refreshed on entry and exit, then restore the previous values."""
 
-    ``with use_api(remote.env()):`` (or a dict of PREFECT_* variables, None to unset one).
-    """
-
-    def __init__(self, env: Mapping[str, str | None]) -> None:
-        self.updates = {key: value for key, value in env.items() if key.startswith("PREFECT_")}
+    def __init__(self, updates: Mapping[str, str | None]) -> None:
+        self.updates = dict(updates)
         self._saved: dict[str, str | None] | None = None
 
-    def __enter__(self) -> "use_api":
+    def __enter__(self) -> "temporary_env":
         self._saved = _set_env(self.updates)
         _refresh_prefect_settings()
         return self
@@ -640,6 +659,14 @@ class use_api:
     def __exit__(self, *exc_info: Any) -> None:
         _set_env(self._saved or {})
         _refresh_prefect_settings()
+
+
+def use_api(env: Mapping[str, str | None]) -> temporary_env:
+    """Point this process's Prefect client at another API for a ``with`` block, then restore.
+
+    ``with use_api(remote.env()):`` (or a dict of PREFECT_* variables, None to unset one).
+    """
+    return temporary_env({key: value for key, value in env.items() if key.startswith("PREFECT_")})
 
 
 _SERVER: PrefectServer | None = None
@@ -660,7 +687,7 @@ def start_server(**kwargs: Any) -> PrefectServer:
         # Lessons run in separate kernels: the first one starts the server on the well-known
         # port, the next ones find it there and reuse it (and leave stopping it to its owner).
         learner_api = f"http://{HOST}:{LEARNER_PORT}/api"
-        if _http_status(f"{learner_api}/health") == 200:
+        if http_status(f"{learner_api}/health") == 200:
             os.environ["PREFECT_API_URL"] = learner_api
             _refresh_prefect_settings()
         elif port_is_free(LEARNER_PORT):
@@ -702,7 +729,7 @@ def _client_settings(server: PrefectServer | None) -> tuple[str, str | None, dic
 
 
 def _require_healthy(api_url: str) -> None:
-    status = _http_status(f"{api_url}/health")
+    status = http_status(f"{api_url}/health")
     if status != 200:
         raise ServiceError(
             f"The Prefect server at {api_url} is not reachable"
@@ -828,29 +855,21 @@ class Worker(_ManagedProcess):
     def _wait_online(self) -> None:
         from prefect.exceptions import ObjectNotFound
 
-        deadline = time.monotonic() + self.timeout
-        while True:
-            assert self.process is not None
-            code = self.process.poll()
-            if code is not None:
-                raise self._failure(
-                    f"The worker {self.name!r} for pool {self.pool!r} exited with code {code} before it came ONLINE.",
-                    "read the log lines below; check that the pool exists (ensure_work_pool) and the server is up.",
-                )
+        def online() -> bool:
             try:
-                if self.status() == "ONLINE":
-                    return
+                return self.status() == "ONLINE"
             except ObjectNotFound:
-                pass  # the pool may not exist yet: the worker creates it on start
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-            if time.monotonic() > deadline:
-                raise self._failure(
-                    f"The worker {self.name!r} did not come ONLINE in pool {self.pool!r} within {self.timeout:.0f} s.",
-                    "check the log below; on a slow machine pass a larger timeout=.",
-                )
-            time.sleep(1)
+                return False  # the pool may not exist yet: the worker creates it on start
+            except Exception:  # a transient API error; the deadline still applies
+                return False
+
+        self._wait_until(
+            online, self.timeout, poll_seconds=1,
+            died=f"The worker {self.name!r} for pool {self.pool!r} exited with code {{code}} before it came ONLINE.",
+            died_fix="read the log lines below; check that the pool exists (ensure_work_pool) and the server is up.",
+            slow=f"The worker {self.name!r} did not come ONLINE in pool {self.pool!r} within {self.timeout:.0f} s.",
+            slow_fix="check the log below; on a slow machine pass a larger timeout=.",
+        )
 
     def stop(self) -> None:
         """Stop the worker's process group (TERM, then KILL) and wait until it is gone (idempotent)."""
@@ -894,21 +913,22 @@ class ServedFlow(_ManagedProcess):
 
         flow_name = getattr(importlib.import_module(self.module), self.attribute).name
         self.deployment_name = f"{flow_name}/{self.name}"
-        deadline = time.monotonic() + self.timeout
+        def registered(client) -> bool:
+            try:
+                client.read_deployment_by_name(self.deployment_name)
+                return True
+            except Exception:  # not registered yet
+                return False
+
         try:
             with _sync_client(api_url, auth) as client:
-                while True:
-                    if self.process is not None and self.process.poll() is not None:
-                        raise self._failure(f"The process serving {self.deployment_name} exited during start.",
-                                            "read the log lines below.")
-                    try:
-                        client.read_deployment_by_name(self.deployment_name)
-                        break
-                    except Exception:  # not registered yet
-                        if time.monotonic() > deadline:
-                            raise self._failure(f"{self.deployment_name} was not registered within {self.timeout:.0f} s.",
-                                                "read the log lines below.")
-                        time.sleep(0.5)
+                self._wait_until(
+                    lambda: registered(client), self.timeout,
+                    died=f"The process serving {self.deployment_name} exited (code {{code}}) during start.",
+                    died_fix="read the log lines below.",
+                    slow=f"{self.deployment_name} was not registered within {self.timeout:.0f} s.",
+                    slow_fix="read the log lines below.",
+                )
         except BaseException:
             self._terminate()
             raise
@@ -971,24 +991,15 @@ class S3Endpoint(_ManagedProcess):
         argv = [executable("moto_server"), "-H", HOST, "-p", str(port)]
         t0 = time.monotonic()
         self._spawn(argv, env, log_path=state / f"moto-{port}.log", cwd=state)
-        deadline = t0 + self.timeout
         try:
-            while True:
-                assert self.process is not None
-                code = self.process.poll()
-                if code is not None:
-                    raise self._failure(
-                        f"The S3 endpoint {self.endpoint_url} (moto_server) exited with code {code} during start.",
-                        "read the log lines below; check that moto, flask and flask-cors are installed (`make setup`).",
-                    )
-                if _http_status(self.endpoint_url + "/", timeout=2) is not None:
-                    break
-                if time.monotonic() > deadline:
-                    raise self._failure(
-                        f"The S3 endpoint {self.endpoint_url} did not answer within {self.timeout:.0f} s.",
-                        "pass a larger timeout= on a slow machine.",
-                    )
-                time.sleep(0.2)
+            self._wait_until(
+                lambda: http_status(self.endpoint_url + "/", timeout=2) is not None, self.timeout,
+                poll_seconds=0.2,
+                died=f"The S3 endpoint {self.endpoint_url} (moto_server) exited with code {{code}} during start.",
+                died_fix="read the log lines below; check that moto, flask and flask-cors are installed (`make setup`).",
+                slow=f"The S3 endpoint {self.endpoint_url} did not answer within {self.timeout:.0f} s.",
+                slow_fix="pass a larger timeout= on a slow machine.",
+            )
         except BaseException:
             self._terminate()
             raise
@@ -1006,7 +1017,7 @@ class S3Endpoint(_ManagedProcess):
 
 def check_s3_endpoint(endpoint_url: str) -> None:
     """Raise :class:`ServiceError` naming ``endpoint_url`` unless something answers HTTP there."""
-    if _http_status(endpoint_url.rstrip("/") + "/", timeout=3) is None:
+    if http_status(endpoint_url.rstrip("/") + "/", timeout=3) is None:
         raise ServiceError(
             f"The S3 endpoint {endpoint_url} does not answer. "
             "Fix: start it (`s3 = S3Endpoint().start()`), or correct the endpoint URL you configured."

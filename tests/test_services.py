@@ -104,7 +104,7 @@ def test_server_is_healthy_and_exported(server, course_env):
     assert server.running and not server.reused
     assert server.api_url == f"http://127.0.0.1:{server.port}/api"
     assert server.ui_url == f"http://127.0.0.1:{server.port}"
-    assert services._http_status(server.health_url) == 200
+    assert services.http_status(server.health_url) == 200
     assert os.environ["PREFECT_API_URL"] == server.api_url
     assert server.env()["PREFECT_API_URL"] == server.api_url
     assert server.env()["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
@@ -236,7 +236,7 @@ def test_auth_server_and_failure_inside_with_block(env, server):
             port = auth_server.port
             pgid = auth_server.pid
             # health stays open; the API needs basic auth
-            assert services._http_status(auth_server.health_url) == 200
+            assert services.http_status(auth_server.health_url) == 200
             assert _post(f"{url}/flows/filter") == 401
             token = base64.b64encode(secret.encode()).decode()
             assert _post(f"{url}/flows/filter", headers={"Authorization": f"Basic {token}"}) == 200
