@@ -382,19 +382,23 @@ class _ManagedProcess:
         """Poll ``ready()`` until it is true; fail with the log tail if the process dies or time runs out.
 
         ``died`` may use ``{code}`` (the exit code). ``ready`` returns False while the service is
-        not there yet.
+        not there yet. On any failure (Ctrl-C included) the process group is stopped first.
         """
         deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None
-            code = self.process.poll()
-            if code is not None:
-                raise self._failure(died.format(code=code), died_fix)
-            if ready():
-                return
-            if time.monotonic() > deadline:
-                raise self._failure(slow, slow_fix)
-            time.sleep(poll_seconds)
+        try:
+            while True:
+                assert self.process is not None
+                code = self.process.poll()
+                if code is not None:
+                    raise self._failure(died.format(code=code), died_fix)
+                if ready():
+                    return
+                if time.monotonic() > deadline:
+                    raise self._failure(slow, slow_fix)
+                time.sleep(poll_seconds)
+        except BaseException:
+            self._terminate()
+            raise
 
     # -- context manager
     def start(self):  # pragma: no cover - abstract
@@ -559,7 +563,6 @@ class PrefectServer(_ManagedProcess):
         try:
             self._wait_healthy(timeout)
         except BaseException:
-            self._terminate()
             self._api_url = None
             raise
         self.startup_seconds = time.monotonic() - t0
@@ -833,11 +836,7 @@ class Worker(_ManagedProcess):
         argv = [executable("prefect"), "worker", "start", "-p", self.pool, "-n", self.name]
         t0 = time.monotonic()
         self._spawn(argv, env, log_path=state / f"{self.name}.log", cwd=state)
-        try:
-            self._wait_online()
-        except BaseException:
-            self._terminate()
-            raise
+        self._wait_online()
         self.startup_seconds = time.monotonic() - t0
         print(f"Worker {self.name!r} is ONLINE in pool {self.pool!r} after {self.startup_seconds:.0f} s; log {self.log_path}")
         return self
@@ -902,17 +901,19 @@ class ServedFlow(_ManagedProcess):
     def start(self) -> "ServedFlow":
         if self.running:
             return self
+        import importlib
+
         api_url, auth, client_env = _client_settings(None)
+        # Resolved here first, so a wrong module or flow name fails before any process starts.
+        flow_name = getattr(importlib.import_module(self.module), self.attribute).name
+        self.deployment_name = f"{flow_name}/{self.name}"
         env = {**os.environ, **client_env, "PREFECT_RUNNER_POLL_FREQUENCY": str(self.poll_seconds),
                "PYTHONUNBUFFERED": "1"}
         code = (f"from {self.module} import {self.attribute} as flow\n"
                 f"flow.serve(name={self.name!r})\n")
         state = paths.subdir("prefect") / "served"
         self._spawn([sys.executable, "-c", code], env, log_path=state / f"{self.name}.log", cwd=state)
-        import importlib
 
-        flow_name = getattr(importlib.import_module(self.module), self.attribute).name
-        self.deployment_name = f"{flow_name}/{self.name}"
         def registered(client) -> bool:
             try:
                 client.read_deployment_by_name(self.deployment_name)
@@ -920,18 +921,14 @@ class ServedFlow(_ManagedProcess):
             except Exception:  # not registered yet
                 return False
 
-        try:
-            with _sync_client(api_url, auth) as client:
-                self._wait_until(
-                    lambda: registered(client), self.timeout,
-                    died=f"The process serving {self.deployment_name} exited (code {{code}}) during start.",
-                    died_fix="read the log lines below.",
-                    slow=f"{self.deployment_name} was not registered within {self.timeout:.0f} s.",
-                    slow_fix="read the log lines below.",
-                )
-        except BaseException:
-            self._terminate()
-            raise
+        with _sync_client(api_url, auth) as client:
+            self._wait_until(
+                lambda: registered(client), self.timeout,
+                died=f"The process serving {self.deployment_name} exited (code {{code}}) during start.",
+                died_fix="read the log lines below.",
+                slow=f"{self.deployment_name} was not registered within {self.timeout:.0f} s.",
+                slow_fix="read the log lines below.",
+            )
         print(f"Serving deployment {self.deployment_name!r} from process {self.pid}; log {self.log_path}")
         return self
 
@@ -991,18 +988,14 @@ class S3Endpoint(_ManagedProcess):
         argv = [executable("moto_server"), "-H", HOST, "-p", str(port)]
         t0 = time.monotonic()
         self._spawn(argv, env, log_path=state / f"moto-{port}.log", cwd=state)
-        try:
-            self._wait_until(
-                lambda: http_status(self.endpoint_url + "/", timeout=2) is not None, self.timeout,
-                poll_seconds=0.2,
-                died=f"The S3 endpoint {self.endpoint_url} (moto_server) exited with code {{code}} during start.",
-                died_fix="read the log lines below; check that moto, flask and flask-cors are installed (`make setup`).",
-                slow=f"The S3 endpoint {self.endpoint_url} did not answer within {self.timeout:.0f} s.",
-                slow_fix="pass a larger timeout= on a slow machine.",
-            )
-        except BaseException:
-            self._terminate()
-            raise
+        self._wait_until(
+            lambda: http_status(self.endpoint_url + "/", timeout=2) is not None, self.timeout,
+            poll_seconds=0.2,
+            died=f"The S3 endpoint {self.endpoint_url} (moto_server) exited with code {{code}} during start.",
+            died_fix="read the log lines below; check that moto, flask and flask-cors are installed (`make setup`).",
+            slow=f"The S3 endpoint {self.endpoint_url} did not answer within {self.timeout:.0f} s.",
+            slow_fix="pass a larger timeout= on a slow machine.",
+        )
         self.startup_seconds = time.monotonic() - t0
         return self
 
