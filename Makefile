@@ -33,20 +33,20 @@ system-deps:
 	  fi; }
 
 course: setup
-	$(BIN)/python -m course_lib.runner run
+	$(BIN)/python -m course_lib.tooling.runner run
 
 # The library tests, then every notebook with quick parameters injected by papermill and
 # executed once by nbval (one Prefect server for the whole session, see conftest.py).
 test: setup system-deps
-	$(BIN)/python -m course_lib.runner prepare --out build/prepared
+	$(BIN)/python -m course_lib.tooling.runner prepare --out build/prepared
 	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env
 
 # The course's pictures: diagrams drawn from code, screenshots of the real Prefect UI.
 images: setup system-deps
-	$(BIN)/python -m course_lib.images
+	$(BIN)/python -m course_lib.tooling.images
 
 bench: setup
-	$(BIN)/python -m course_lib.bench
+	$(BIN)/python -m course_lib.tooling.bench
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -21,7 +21,8 @@ _session_server = None
 def session_server():
     global _session_server
     if _session_server is None:
-        from course_lib import bootstrap, services
+        from course_lib.tooling import bootstrap
+        from course_lib import services
 
         bootstrap.apply_headless_env()
         _session_server = services.PrefectServer(name="test-session")

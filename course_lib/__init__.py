@@ -6,6 +6,6 @@ they demonstrate live here, so they can be tested once and reused everywhere.
 
 __version__ = "0.1.0"
 
-from course_lib.bootstrap import setup_course
+from course_lib.tooling.bootstrap import setup_course
 
 __all__ = ["setup_course"]

@@ -12,7 +12,7 @@ import contextlib
 import json
 import sys
 
-from course_lib import data, training
+from course_lib.ml import data, training
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Tests for course_lib.data: sources, bad inputs, dtype normalisation, synthetic months.
+"""Tests for course_lib.ml.data: sources, bad inputs, dtype normalisation, synthetic months.
 
 Nothing here touches the internet: downloads go to a local http.server on
 127.0.0.1, and every other test points TLC_URL at a closed local port.
@@ -22,8 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from course_lib import data, paths
-from course_lib.data import (
+from course_lib.ml import data
+from course_lib import paths
+from course_lib.ml.data import (
     GREEN_COLUMNS,
     DataError,
     load_month,
@@ -272,7 +273,7 @@ def test_bad_download_does_not_replace_an_existing_file(tmp_path, monkeypatch, t
 
 def test_auto_uses_the_file_when_present(tmp_path, small_month, capsys, caplog):
     path = write_parquet(small_month, tmp_path / JAN)
-    with caplog.at_level(logging.INFO, logger="course_lib.data"):
+    with caplog.at_level(logging.INFO, logger="course_lib.ml.data"):
         frame = load_taxi_month(2023, 1, data_dir=tmp_path)
     assert frame.attrs == {"source": "file", "path": str(path)}
     assert len(frame) == 500

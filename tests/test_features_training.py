@@ -1,6 +1,6 @@
 """features.py, training.py and ``python -m course_lib train``.
 
-Synthetic months (course_lib.data.make_synthetic_month) for everything but the
+Synthetic months (course_lib.ml.data.make_synthetic_month) for everything but the
 last two tests, which reproduce the 2023 figure on the real Jan/Feb 2023 files
 when they are present (../shared/data); they run in the normal suite (~10-90 s).
 """
@@ -20,10 +20,11 @@ import xgboost as xgb
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import root_mean_squared_error
 
-from course_lib import data, paths, training
+from course_lib.ml import data, training
+from course_lib import paths
 from course_lib.__main__ import main as cli_main
-from course_lib.data import DataError
-from course_lib.features import (
+from course_lib.ml.data import DataError
+from course_lib.ml.features import (
     CATEGORICAL,
     MODES,
     NUMERICAL,

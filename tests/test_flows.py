@@ -7,7 +7,10 @@ import nbformat
 import papermill
 import pytest
 
-from course_lib import data, flows, runs, services, tracking
+from course_lib.ml import data
+from course_lib.pipeline import flows, tracking
+from course_lib.tooling import runs
+from course_lib import services
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +110,7 @@ def test_flow_publishes_report_table_and_progress(flow_state):
 
 
 def test_invalid_report_key_fails_before_any_task(prefect_server):
-    from course_lib import reports
+    from course_lib.pipeline import reports
 
     with pytest.raises(ValueError, match="lowercase letters, digits and dashes.*'model-report'"):
         reports.check_key("Model_Report")
@@ -117,9 +120,9 @@ def test_invalid_report_key_fails_before_any_task(prefect_server):
 
 
 def test_served_flow_runs_its_deployment_without_a_worker(prefect_server):
-    from course_lib import deployments
+    from course_lib.tooling import deployments
 
-    with services.ServedFlow("course_lib.flows:main_flow", "test-served") as served:
+    with services.ServedFlow("course_lib.pipeline.flows:main_flow", "test-served") as served:
         assert served.deployment_name == "main-flow/test-served"
         result = deployments.prefect_cli("deployment", "run", served.deployment_name, "--param", "source=synthetic",
                                          "--param", "num_boost_round=3", show=False)
@@ -132,4 +135,4 @@ def test_served_flow_runs_its_deployment_without_a_worker(prefect_server):
 
 def test_served_flow_rejects_a_bad_path():
     with pytest.raises(services.ServiceError, match="module:flow_function"):
-        services.ServedFlow("course_lib.flows.main_flow", "x")
+        services.ServedFlow("course_lib.pipeline.flows.main_flow", "x")

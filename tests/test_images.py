@@ -1,6 +1,6 @@
-"""The course's pictures (course_lib.images): the diagrams, and screenshots of the REAL Prefect UI.
+"""The course's pictures (course_lib.tooling.images): the diagrams, and screenshots of the REAL Prefect UI.
 
-The screenshot test runs the real command (``python -m course_lib.images --only screenshots``)
+The screenshot test runs the real command (``python -m course_lib.tooling.images --only screenshots``)
 in a subprocess: a Prefect server with the UI, two real flow runs, a worker, the S3 blocks,
 and headless Chromium. It needs Debian's ``chromium`` (``apt-get install -y chromium``) and
 the ``playwright`` package; without them it FAILS with the install hint (never skips).
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_lib import images
+from course_lib.tooling import images
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_BYTES = 400_000          # pictures are committed: keep them small
@@ -65,7 +65,7 @@ def test_diagrams_are_reproducible(tmp_path):
 def test_missing_chromium_fails_at_once_with_the_install_hint(tmp_path):
     env = {**os.environ, "COURSE_CHROMIUM": str(tmp_path / "no-such-chromium")}
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "course_lib.images", "--only", "ui_blocks", "--out",
+    proc = subprocess.run([sys.executable, "-m", "course_lib.tooling.images", "--only", "ui_blocks", "--out",
                            str(tmp_path / "out"), "--workdir", str(tmp_path / "work")],
                           capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -83,7 +83,7 @@ def screenshots(tmp_path_factory):
         pytest.fail(f"{exc} (CI installs it in .ci/run)")
     base = tmp_path_factory.mktemp("images")
     out, report = base / "imgs", base / "report.json"
-    proc = subprocess.run([sys.executable, "-m", "course_lib.images", "--only", "screenshots", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "course_lib.tooling.images", "--only", "screenshots", "--out", str(out),
                            "--workdir", str(base / "work"), "--report", str(report)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     output = (proc.stdout + proc.stderr)[-6000:]
@@ -141,7 +141,7 @@ def test_a_failing_browser_stops_every_service(tmp_path):
     fake.write_text("#!/bin/sh\necho 'fake chromium: refusing to start' >&2\nexit 3\n")
     fake.chmod(0o755)
     report = tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, "-m", "course_lib.images", "--only", "ui_blocks", "--out",
+    proc = subprocess.run([sys.executable, "-m", "course_lib.tooling.images", "--only", "ui_blocks", "--out",
                            str(tmp_path / "out"), "--workdir", str(tmp_path / "work"), "--report", str(report)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT,
                           env={**os.environ, "COURSE_CHROMIUM": str(fake)})

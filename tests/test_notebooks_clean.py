@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from course_lib import runner
+from course_lib.tooling import runner
 
 NOTEBOOKS = runner.course_notebooks()
 
@@ -46,10 +46,11 @@ def test_no_logic_defined_in_notebooks(path):
 
 
 def test_pictures_shown_in_lessons_exist_and_are_generated():
-    """Every picture a lesson shows is in imgs/ and made by `make images` (course_lib.images)."""
+    """Every picture a lesson shows is in imgs/ and made by `make images` (course_lib.tooling.images)."""
     import re
 
-    from course_lib import images, paths
+    from course_lib.tooling import images
+    from course_lib import paths
 
     shown = set()
     for path in NOTEBOOKS:

@@ -2,7 +2,9 @@
 
 import pytest
 
-from course_lib import deployments, remote, runs, services
+from course_lib.tooling import deployments, runs
+from course_lib.services import remote
+from course_lib import services
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from course_lib import runner
+from course_lib.tooling import runner
 
 
 def test_quick_parameters_are_filtered_to_what_each_notebook_declares():
@@ -51,7 +51,7 @@ def test_every_checked_cell_has_a_recorded_output_and_prepare_fills_it(tmp_path)
               for nb in runner.notebooks_with_checked_cells()}
     assert marked, "no cell is marked # NBVAL_CHECK_OUTPUT"
     assert {name: sorted(cells) for name, cells in marked.items()} == \
-        {name: sorted(cells) for name, cells in expected.items()}, "run: python -m course_lib.runner record-outputs"
+        {name: sorted(cells) for name, cells in expected.items()}, "run: python -m course_lib.tooling.runner record-outputs"
     runner.prepare(tmp_path)
     for name, cell_ids in marked.items():
         prepared = {cell["id"]: cell for cell in json.loads((tmp_path / name).read_text())["cells"]}

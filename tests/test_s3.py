@@ -19,7 +19,10 @@ import uuid
 
 import pytest
 
-from course_lib import data, deployments, gitsource, s3, services
+from course_lib.ml import data
+from course_lib.tooling import deployments
+from course_lib.services import gitsource, s3
+from course_lib import services
 from course_lib.services import S3Endpoint
 
 SUFFIX = uuid.uuid4().hex[:8]
@@ -111,7 +114,7 @@ def test_library_calls_work_inside_a_running_event_loop(bucket, tmp_path):
 
 
 def test_main_flow_s3_end_to_end(bucket):
-    from course_lib.flows_s3 import main_flow_s3
+    from course_lib.pipeline.flows_s3 import main_flow_s3
 
     rmse = main_flow_s3(bucket_block=BUCKET_BLOCK, num_boost_round=3)
     assert isinstance(rmse, float) and 0 < rmse < 30
@@ -126,7 +129,7 @@ def test_unknown_block_lists_existing_names(bucket):
     message = str(caught.value)
     assert f"no-such-block-{SUFFIX}" in message and BUCKET_BLOCK in message and "Fix:" in message
 
-    from course_lib.flows_s3 import main_flow_s3
+    from course_lib.pipeline.flows_s3 import main_flow_s3
 
     with pytest.raises(s3.BlockNotFoundError):  # inside the flow too, not retried
         main_flow_s3(bucket_block=f"no-such-block-{SUFFIX}")
@@ -261,7 +264,7 @@ def test_git_plumbing_committed_versus_working_copy(tmp_path):
 
 
 def test_entrypoint_matches_the_library_flow(tmp_path):
-    from course_lib.flows_s3 import main_flow_s3
+    from course_lib.pipeline.flows_s3 import main_flow_s3
 
     path = tmp_path / gitsource.ENTRYPOINT_FILE
     path.write_text(gitsource.ENTRYPOINT_TEMPLATE.format(message="x"))

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from course_lib import data as course_data
+from course_lib.ml import data as course_data
 
 __all__ = [
     "S3Error",
@@ -228,7 +228,7 @@ def translate_s3_error(exc: BaseException, bucket: str | None = None, endpoint_u
         if code in _MISSING_BUCKET_CODES or (status == "404" and code in ("", "404")):
             return BucketMissingError(
                 f"Could not {action}: the bucket {bucket!r} does not exist at {where}. Fix: create it "
-                f"(course_lib.s3.ensure_bucket(target, create=True) locally, or `aws s3 mb s3://{bucket}` on AWS), "
+                f"(course_lib.services.s3.ensure_bucket(target, create=True) locally, or `aws s3 mb s3://{bucket}` on AWS), "
                 "or pass the name of an existing bucket (bucket_name=...) and save the blocks again.")
         if code in _CREDENTIAL_CODES or status == "403":
             return S3CredentialsError(
@@ -345,7 +345,7 @@ def load_bucket(name: str = BUCKET_BLOCK):
         listed = ", ".join(repr(n) for n in existing) if existing else "none yet"
         raise BlockNotFoundError(
             f"There is no S3Bucket block named {name!r} on the Prefect server (existing S3Bucket blocks: {listed}). "
-            "Fix: pass one of those names, or create it with course_lib.s3.save_blocks(target) "
+            "Fix: pass one of those names, or create it with course_lib.services.s3.save_blocks(target) "
             "(in the UI: Blocks > + > S3 Bucket).") from None
 
 
@@ -374,7 +374,7 @@ def month_key(month: str, folder: str = DATA_FOLDER) -> str:
 
 def upload_months(bucket, months: Iterable[str] = MONTHS, source: str = "auto",
                   folder: str = DATA_FOLDER) -> list[str]:
-    """Load each month (``course_lib.data.load_month``), write it as parquet, upload it under ``folder/``."""
+    """Load each month (``course_lib.ml.data.load_month``), write it as parquet, upload it under ``folder/``."""
     name, endpoint_url = _bucket_and_endpoint(bucket)
     keys = []
     with tempfile.TemporaryDirectory(prefix="taxi-upload-") as tmp:
@@ -409,7 +409,7 @@ def download_folder(bucket, folder: str = DATA_FOLDER, to: str | os.PathLike | N
     files = [key for key in keys if not key.endswith("/")]
     if not files:
         raise S3Error(f"No objects under s3://{name}/{prefix}. Fix: upload the data first "
-                      "(course_lib.s3.upload_months(bucket)).")
+                      "(course_lib.services.s3.upload_months(bucket)).")
     destination = Path(to) if to is not None else Path(tempfile.mkdtemp(prefix="taxi-s3-"))
     destination.mkdir(parents=True, exist_ok=True)
     # The block's own client and keys, one download_file per key. Not

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction import DictVectorizer
 
-from course_lib.data import DataError
+from course_lib.ml.data import DataError
 
 CATEGORICAL = ["PU_DO"]
 NUMERICAL = ["trip_distance"]
@@ -54,7 +54,7 @@ def prepare_trips(df: pd.DataFrame) -> pd.DataFrame:
     Returns a new frame (the input is not modified) with ``duration`` in minutes,
     only trips with ``1 <= duration <= 60``, ``PULocationID``/``DOLocationID``
     as strings and ``PU_DO = PULocationID + "_" + DOLocationID``.
-    Raises :class:`~course_lib.data.DataError` if the frame is empty, lacks a
+    Raises :class:`~course_lib.ml.data.DataError` if the frame is empty, lacks a
     needed column, or no trip survives the filter.
     """
     if df is None or len(df) == 0:

@@ -1,4 +1,4 @@
-"""The course's pictures, built from code: ``python -m course_lib.images [--out imgs] [--only NAME ...]``.
+"""The course's pictures, built from code: ``python -m course_lib.tooling.images [--out imgs] [--only NAME ...]``.
 
 Two kinds of picture:
 
@@ -6,7 +6,7 @@ Two kinds of picture:
   notes show, redrawn for Prefect 3.9 (see :data:`DIAGRAMS`);
 * **screenshots of the real Prefect UI** (see :data:`SCREENSHOTS`): a real local server with
   the UI (its own ``COURSE_WORKDIR`` under ``build/images-work``), two real runs of
-  :func:`course_lib.flows.main_flow` on synthetic data, a work pool with a worker ONLINE, and
+  :func:`course_lib.pipeline.flows.main_flow` on synthetic data, a work pool with a worker ONLINE, and
   the ``AwsCredentials`` + ``S3Bucket`` blocks; then headless Chromium (Debian's ``chromium``
   package, driven by Playwright from PyPI) opens each page, waits for the real content (the
   flow run's, block's, worker's or artifact's name) and takes the screenshot.
@@ -237,7 +237,7 @@ def _badge(ax, x, y, text, kind="prefect", size=12):
 def ml_pipeline():
     fig, ax = _canvas("Machine learning pipeline",
                       "The course's training pipeline: each step is a Prefect task, the whole is one flow "
-                      "(course_lib.flows.main_flow)")
+                      "(course_lib.pipeline.flows.main_flow)")
     _container(ax, 0.4, 2.35, 15.2, 5.05, "@flow  main_flow(train_path, val_path, mode, num_boost_round)",
                kind="prefect", label_size=15)
     steps = [
@@ -769,16 +769,16 @@ def _fresh_workdir(workdir: Path) -> Path:
         if (workdir / _MARKER).exists():
             shutil.rmtree(workdir)
         elif any(workdir.iterdir()):
-            raise ImageError(f"The screenshot working folder {workdir} exists and was not made by course_lib.images; "
+            raise ImageError(f"The screenshot working folder {workdir} exists and was not made by course_lib.tooling.images; "
                              "pass an empty or new folder (--workdir), so that the screenshots show fresh data only.")
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / _MARKER).write_text("made by course_lib.images; deleted and re-created on every build\n")
+    (workdir / _MARKER).write_text("made by course_lib.tooling.images; deleted and re-created on every build\n")
     return workdir
 
 
 def _save_blocks(endpoint) -> tuple[str, str]:
     """Save the AwsCredentials and S3Bucket blocks (against the local S3 endpoint); return their names."""
-    from course_lib import s3
+    from course_lib.services import s3
 
     target = s3.choose_target(endpoint=endpoint)
     s3.ensure_bucket(target, create=True)
@@ -788,7 +788,8 @@ def _save_blocks(endpoint) -> tuple[str, str]:
 
 def _make_scene(stack: contextlib.ExitStack, result: BuildResult) -> dict:
     """Start the services and produce the real data the screenshots show; returns names, ids and the UI URL."""
-    from course_lib import reports, services
+    from course_lib.pipeline import reports
+    from course_lib import services
 
     t0 = time.monotonic()
     server = stack.enter_context(services.PrefectServer(ui=True, name="images"))
@@ -811,7 +812,7 @@ def _make_scene(stack: contextlib.ExitStack, result: BuildResult) -> dict:
     worker_thread.start()
 
     t1 = time.monotonic()
-    from course_lib.flows import main_flow
+    from course_lib.pipeline.flows import main_flow
 
     run_ids = []
     for _ in range(FLOW_RUNS):
@@ -989,7 +990,7 @@ def _expand(only: list[str] | None) -> list[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.images", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_lib.tooling.images", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the PNG files (default: imgs/)")
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         help="build only these pictures; also the groups 'diagrams' and 'screenshots'")
@@ -1013,7 +1014,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if not isinstance(exc, (ImageError, ServiceError)):
             raise
-        print(f"course_lib.images: {exc}", file=sys.stderr)
+        print(f"course_lib.tooling.images: {exc}", file=sys.stderr)
         return 1
     finally:
         if args.report:

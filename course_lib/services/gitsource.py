@@ -94,7 +94,7 @@ before and after `git commit` + `git push` to see which code a run executes.
 
 from prefect import flow
 
-from course_lib.flows_s3 import main_flow_s3 as train_from_s3
+from course_lib.pipeline.flows_s3 import main_flow_s3 as train_from_s3
 
 MESSAGE = {message!r}
 
@@ -269,7 +269,7 @@ def explain_deploy_failure(output: str, cwd: Path | str, prefect_file: Path | st
         return (f"`prefect deploy` failed: {prefect_file} references {names}, and that block does not exist on "
                 f"the Prefect server ({os.environ.get('PREFECT_API_URL', 'PREFECT_API_URL is not set')}).\n"
                 f"Fix: create it first - for the Secret block {TOKEN_BLOCK!r}: "
-                "course_lib.gitsource.configure_deployment_source(repository_url, access_token=None) "
+                "course_lib.services.gitsource.configure_deployment_source(repository_url, access_token=None) "
                 f"(or `prefect block create secret`).\n--- prefect deploy said ---\n{tail}")
     if "work pool" in output.lower() and "does not exist" in output.lower():
         return (f"`prefect deploy` failed: the work pool in {prefect_file} does not exist on the server.\n"
@@ -292,7 +292,7 @@ def deploy(cwd: Path | str, *names: str, prefect_file: Path | str = PREFECT_YAML
     that does not exist in ``cwd``). ``pool`` overrides the work pool of ``prefect.yaml`` for
     named deployments (``prefect deploy --all`` ignores ``--pool``).
     """
-    from course_lib.deployments import DeploymentError, prefect_cli
+    from course_lib.tooling.deployments import DeploymentError, prefect_cli
 
     if pool and not names:
         # prefect deploy --all ignores --pool ("options will be ignored"): say so instead.
@@ -331,7 +331,7 @@ def run_deployment(deployment: str = f"main-flow-s3/{S3_DEPLOYMENT}", parameters
     """
     import json
 
-    from course_lib import deployments, runs
+    from course_lib.tooling import deployments, runs
 
     args = ["deployment", "run", deployment]
     if parameters:

@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 from course_lib import paths
 
-logger = logging.getLogger("course_lib.data")
+logger = logging.getLogger("course_lib.ml.data")
 
 TLC_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data/{color}_tripdata_{year:04d}-{month:02d}.parquet"
 

@@ -7,7 +7,7 @@ Same tasks, same flow, same MLflow tracking; what changed since Prefect 2.10:
   cache never helps across runs here, and training has side effects (MLflow runs, model
   files). So every pipeline task says ``cache_policy=NO_CACHE`` on purpose.
 * ``mean_squared_error(squared=False)`` is ``root_mean_squared_error`` (inside ``training``).
-* Retries are for transient failures: a :class:`~course_lib.data.DataError` (a bad month,
+* Retries are for transient failures: a :class:`~course_lib.ml.data.DataError` (a bad month,
   a corrupt file) is not retried, so a learner sees the clear error at once.
 """
 
@@ -17,7 +17,8 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from course_lib import data, features, reports, tracking, training
+from course_lib.ml import data, features, training
+from course_lib.pipeline import reports, tracking
 
 
 def retry_unless(*permanent: type[Exception]):

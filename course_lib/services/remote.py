@@ -13,7 +13,8 @@ import secrets
 
 import pandas as pd
 
-from course_lib import deployments, paths, services
+from course_lib.tooling import deployments
+from course_lib import paths, services
 
 REMOTE_POOL = "remote-pool"
 REMOTE_DEPLOYMENT = "taxi_remote"

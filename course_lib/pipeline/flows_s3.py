@@ -2,9 +2,9 @@
 
 It loads the ``S3Bucket`` block by name (so the flow holds no endpoint, key or secret: the
 block does), downloads the bucket's ``data/`` folder to a temporary folder, and trains with
-the course's own tasks (``course_lib.flows.read_data``, ``add_features``,
+the course's own tasks (``course_lib.pipeline.flows.read_data``, ``add_features``,
 ``train_best_model``). The deployment ``taxi_s3_data`` runs it through the small entrypoint
-that lesson 05 keeps in git (``course_lib.gitsource``).
+that lesson 05 keeps in git (``course_lib.services.gitsource``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from course_lib import s3
-from course_lib.flows import add_features, flow_run_tags, read_data, retry_unless, train_best_model
+from course_lib.services import s3
+from course_lib.pipeline.flows import add_features, flow_run_tags, read_data, retry_unless, train_best_model
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless(s3.S3Error), cache_policy=NO_CACHE,
@@ -44,7 +44,7 @@ def main_flow_s3(bucket_block: str = s3.BUCKET_BLOCK, train_month: str = "2023-0
             if not path.is_file():
                 raise s3.S3Error(f"Month {month} is not in the bucket (expected key "
                                  f"{s3.month_key(month, data_folder)}). Fix: upload it "
-                                 f"(course_lib.s3.upload_months(bucket, months=[{month!r}])).")
+                                 f"(course_lib.services.s3.upload_months(bucket, months=[{month!r}])).")
         df_train = read_data(str(train_path))
         df_val = read_data(str(val_path))
         X_train, X_val, y_train, y_val, preprocessor = add_features(df_train, df_val, mode=mode)

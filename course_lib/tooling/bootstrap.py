@@ -79,6 +79,11 @@ def apply_headless_env(environ=os.environ) -> None:
     """Set the headless defaults (no telemetry, prompts or colours) without overriding the learner's."""
     for key, value in HEADLESS_ENV.items():
         environ.setdefault(key, value)
+    # `!prefect ...` and `%%bash` cells run the course environment's CLI, even in a kernel
+    # started without activating .venv.
+    bin_dir = str(Path(sys.executable).parent)
+    if environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        environ["PATH"] = bin_dir + os.pathsep + environ.get("PATH", "")
     # prefect.yaml's taxi_local_data starts its runs here ('{{ $COURSE_REPO_ROOT }}'); workers
     # started from the course inherit it.
     environ.setdefault("COURSE_REPO_ROOT", str(paths.REPO_ROOT))
@@ -126,7 +131,8 @@ def check_services() -> list[dict]:
     """
     import time
 
-    from course_lib import deployments, services
+    from course_lib.tooling import deployments
+    from course_lib import services
 
     rows = []
     started = time.perf_counter()

@@ -16,7 +16,7 @@ from pathlib import Path
 from uuid import UUID
 
 from course_lib import services
-from course_lib.runs import api_client
+from course_lib.tooling.runs import api_client
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _SPINNER = re.compile(r"^\s*[\u2800-\u28ff]")
@@ -90,7 +90,7 @@ def wait_for_flow_run(flow_run_id: UUID | str, timeout: float = 180, poll_second
                     "(or course_lib.services.Worker), then run the deployment again.")
             if waited > timeout:
                 raise DeploymentError(f"flow run {run.name} is still {run.state.name} after {timeout:.0f} s; "
-                                      "see its logs in the UI or with course_lib.runs.flow_run_logs().")
+                                      "see its logs in the UI or with course_lib.tooling.runs.flow_run_logs().")
             time.sleep(poll_seconds)
 
 
@@ -101,7 +101,7 @@ LOCAL_DEPLOYMENT = "taxi_local_data"
 # imports the course's flow (its code lives in course_lib, tested once).
 ENTRYPOINT_SOURCE = '''"""Entrypoint of the taxi deployments: the course's training flow."""
 
-from course_lib.flows import main_flow
+from course_lib.pipeline.flows import main_flow
 
 if __name__ == "__main__":
     main_flow()

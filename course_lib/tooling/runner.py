@@ -5,9 +5,9 @@ runner starts (or reuses), so no lesson pays for its own server. A table of note
 and seconds is printed at the end; any failure shows the failing cell's error and makes the
 exit status non-zero.
 
-    python -m course_lib.runner run [--quick] [NOTEBOOK ...]
-    python -m course_lib.runner prepare --out build/prepared   # inject quick parameters only
-    python -m course_lib.runner record-outputs                 # refresh tests/notebook_outputs.json
+    python -m course_lib.tooling.runner run [--quick] [NOTEBOOK ...]
+    python -m course_lib.tooling.runner prepare --out build/prepared   # inject quick parameters only
+    python -m course_lib.tooling.runner record-outputs                 # refresh tests/notebook_outputs.json
 
 Cells whose first line is ``# NBVAL_CHECK_OUTPUT`` have a deterministic output under the quick
 parameters. Committed notebooks carry no outputs, so the expected ones live in
@@ -19,19 +19,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_lib import bootstrap, paths
+from course_lib import paths
+from course_lib.tooling import bootstrap, checks
 
 NOTEBOOK_DIR = paths.REPO_ROOT / "notebooks"
 BUILD_DIR = paths.REPO_ROOT / "build"
 
 # A quick variant of every lesson for tests: synthetic data, few boosting rounds.
 # Each notebook only receives the names its `parameters` cell declares.
-QUICK_PARAMETERS = {"source": "synthetic", "num_boost_round": 10, "quick": True}
+QUICK_PARAMETERS = {"source": "synthetic", "num_boost_round": 10}
 CHECK_OUTPUT_MARK = "# NBVAL_CHECK_OUTPUT"
 EXPECTED_OUTPUTS = paths.REPO_ROOT / "tests" / "notebook_outputs.json"
 
@@ -110,20 +112,23 @@ def record_outputs(executed_dir: Path) -> dict:
 
 
 def prepare(out_dir: Path, quick: bool = True) -> list[Path]:
-    """Write each notebook with its (quick) parameters injected, not executed (for nbval),
-    and the expected outputs of its checked cells filled in."""
+    """Write each notebook with its (quick) parameters injected, not executed (for nbval), its
+    exercises run both ways (:func:`checks.both_ways`) and the expected outputs of its checked
+    cells filled in."""
     import json
 
     import papermill
 
     expected = json.loads(EXPECTED_OUTPUTS.read_text()) if EXPECTED_OUTPUTS.exists() else {}
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists():  # a lesson removed or renamed must not run from a stale copy
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
     written = []
     for notebook in course_notebooks():
         target = out_dir / notebook.name
         papermill.execute_notebook(str(notebook), str(target), parameters=parameters_for(notebook, quick),
                                    prepare_only=True, progress_bar=False)
-        prepared = json.loads(target.read_text())
+        prepared = checks.both_ways(json.loads(target.read_text()))
         for cell in checked_cells(prepared):
             cell["outputs"] = expected.get(notebook.name, {}).get(cell["id"], [])
             cell["execution_count"] = 1  # nbval refuses outputs of a cell marked as never run
@@ -143,15 +148,23 @@ def _cell_error(exc: Exception) -> str:
 
 
 def execute(notebook: Path, out_dir: Path, quick: bool) -> NotebookRun:
+    """Run one lesson with its exercises done both ways: unsolved (the check must fail with a hint),
+    then solved (it must pass)."""
+    import json
+
     import papermill
 
     started = time.perf_counter()
+    both = out_dir / f".{notebook.stem}.both-ways.ipynb"
     try:
-        papermill.execute_notebook(str(notebook), str(out_dir / notebook.name),
+        both.write_text(json.dumps(checks.both_ways(json.loads(notebook.read_text())), indent=1))
+        papermill.execute_notebook(str(both), str(out_dir / notebook.name),
                                    parameters=parameters_for(notebook, quick), cwd=str(NOTEBOOK_DIR),
                                    kernel_name="python3", progress_bar=False, log_output=False)
     except Exception as exc:  # any failure is reported in the table, the run goes on
         return NotebookRun(notebook.name, "FAILED", time.perf_counter() - started, _cell_error(exc))
+    finally:
+        both.unlink(missing_ok=True)
     return NotebookRun(notebook.name, "ok", time.perf_counter() - started)
 
 
@@ -188,7 +201,7 @@ def run_course(names: list[str] | None = None, quick: bool = False,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.runner", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m course_lib.tooling.runner", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="execute the notebooks in order into build/executed/")
     run.add_argument("notebooks", nargs="*", help="names or numbers (default: all)")

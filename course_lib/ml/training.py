@@ -38,8 +38,9 @@ import numpy as np
 import xgboost as xgb
 from sklearn.metrics import root_mean_squared_error
 
-from course_lib import data, paths
-from course_lib.features import MODES, Preprocessor, check_mode, prepare_trips, target
+from course_lib.ml import data
+from course_lib import paths
+from course_lib.ml.features import MODES, Preprocessor, check_mode, prepare_trips, target
 
 __all__ = [
     "MODES",
@@ -110,7 +111,7 @@ def _check_rounds(num_boost_round, mode: str) -> int:
 def build_features(df_train, df_val, mode: str = "fast"):
     """The 2023 ``add_features``: ``(X_train, X_val, y_train, y_val, preprocessor)``.
 
-    Takes raw or already prepared months (:func:`~course_lib.features.prepare_trips`
+    Takes raw or already prepared months (:func:`~course_lib.ml.features.prepare_trips`
     is applied, it is idempotent); the preprocessor is fitted on ``df_train`` only.
     ``X`` is a sparse matrix in reference mode and a DataFrame in fast mode.
     """
@@ -227,7 +228,7 @@ def train_months(train, val, source: str = "auto", mode: str = "fast", num_boost
                  data_dir=None, models_dir=None) -> TrainResult:
     """Load two months ("YYYY-MM" or parquet paths), train, evaluate, save the model.
 
-    ``source`` is passed to :func:`course_lib.data.load_month` ("auto", "file",
+    ``source`` is passed to :func:`course_lib.ml.data.load_month` ("auto", "file",
     "download" or "synthetic").
     """
     check_mode(mode)

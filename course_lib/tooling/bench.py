@@ -4,7 +4,7 @@ The machines the course runs on are small and shared, so absolute seconds are no
 figure is therefore a ratio or a difference of two measurements taken in the same run, next to
 the absolute medians. Nothing here is a test: it prints, and writes build/bench.json.
 
-    python -m course_lib.bench [--only training,overhead,imports,deployments,course,setup]
+    python -m course_lib.tooling.bench [--only training,overhead,imports,deployments,course,setup]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def timed(function, repeats: int) -> tuple[float, object]:
 
 # ---------------------------------------------------------------- 1. training
 def bench_training() -> None:
-    from course_lib import data, training
+    from course_lib.ml import data, training
 
     shared = paths.shared_data_dir()
     if shared and (shared / data.month_filename(2023, 1)).exists():
@@ -71,7 +71,7 @@ def bench_training() -> None:
 
 # ---------------------------------------------------------------- 2. orchestration overhead
 def bench_overhead() -> None:
-    from course_lib import flows
+    from course_lib.pipeline import flows
 
     def plain():
         df_train = flows.read_data.fn("2023-01", source="synthetic")
@@ -134,7 +134,8 @@ def bench_imports() -> None:
 def bench_deployments() -> None:
     from prefect.deployments import run_deployment
 
-    from course_lib import deployments, services
+    from course_lib.tooling import deployments
+    from course_lib import services
 
     cold = []
     for attempt in range(2):  # each on a fresh database
@@ -164,7 +165,7 @@ def bench_deployments() -> None:
 
 # ---------------------------------------------------------------- 5. course and setup
 def bench_course() -> None:
-    from course_lib import runner
+    from course_lib.tooling import runner
 
     start = time.perf_counter()
     runs = runner.run_course(quick=True, out_dir=paths.REPO_ROOT / "build" / "bench" / "executed")
@@ -190,7 +191,7 @@ def bench_setup() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m course_lib.tooling.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
     chosen = [name.strip() for name in parser.parse_args(argv).only.split(",") if name.strip()]
     unknown = set(chosen) - set(SECTIONS)
@@ -198,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section(s) {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     os.environ.setdefault("COURSE_WORKDIR", str(paths.REPO_ROOT / "build" / "bench" / "work"))
     os.environ.setdefault("COURSE_PREFECT_UI", "0")
-    from course_lib import bootstrap, services
+    from course_lib.tooling import bootstrap
+    from course_lib import services
 
     bootstrap.apply_headless_env()
     needs_server = {"overhead", "deployments"} & set(chosen)

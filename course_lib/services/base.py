@@ -1,0 +1,382 @@
+"""The shared base of every course service: one real process in its own group, its log file,
+its readiness wait and its stop (also at exit); plus the small helpers the services share."""
+
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from pathlib import Path
+from typing import Any, Mapping
+
+HOST = "127.0.0.1"
+
+#: Settings that keep Prefect quiet and non-interactive (server, worker, CLI, kernel).
+HEADLESS_ENV: dict[str, str] = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_CLI_PROMPT": "false",
+    "PREFECT_CLI_COLORS": "false",
+    "PREFECT_LOGGING_COLORS": "false",
+    "COLUMNS": "200",  # the CLI's tables are cut at 80 columns otherwise
+}
+
+#: Where start_server() runs the learners' server, so every lesson's kernel finds the same one.
+LEARNER_PORT = 4200
+
+DEFAULT_SERVER_START_TIMEOUT = 180.0
+DEFAULT_WORKER_START_TIMEOUT = 120.0
+DEFAULT_S3_START_TIMEOUT = 30.0
+LOG_TAIL_LINES = 30
+
+_FALSEY = {"0", "false", "no", "off", ""}
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be started, reached or stopped (the message says how to fix it)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """True if a server could bind ``127.0.0.1:port`` (SO_REUSEADDR, as servers do)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, int(port)))
+        except OSError:
+            return False
+        return True
+
+
+def executable(name: str) -> str:
+    """An executable from this Python's environment (the venv's ``bin``)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    import shutil
+
+    found = shutil.which(name)
+    if found:
+        return found
+    raise ServiceError(
+        f"The `{name}` program was not found next to {sys.executable} nor on PATH. "
+        "Fix: install the course requirements into this environment "
+        "(`pip install -e .` in the repository)."
+    )
+
+
+# A urllib opener that never goes through an HTTP(S)_PROXY: everything here is local.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+MASK = "********"
+
+
+def redact(text: str, secrets) -> str:
+    """``text`` with every non-empty secret (a password, an API key) replaced by ``********``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def http_status(url: str, timeout: float = 3.0, headers: Mapping[str, str] | None = None,
+                method: str = "GET", body: bytes | None = None) -> int | None:
+    """The HTTP status of a request to ``url`` (never through a proxy); ``None`` if nothing answers."""
+    request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ServiceError(f"{name}={raw!r} is not a number of seconds. Fix: set it to e.g. 180, or unset it.") from None
+
+
+def _env_port(name: str) -> int | None:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ServiceError(f"{name}={raw!r} is not a port number. Fix: set it to e.g. 4200, or unset it.") from None
+    if not 0 < port < 65536:
+        raise ServiceError(f"{name}={raw!r} is not a valid TCP port (1-65535). Fix: set it to e.g. 4200, or unset it.")
+    return port
+
+
+def _reset_child_signals() -> None:  # pragma: no cover - runs in the child
+    # A process started from a non-interactive shell or a kernel may inherit an
+    # ignored SIGINT; Prefect's worker turns SIGTERM into SIGINT, so make both default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _refresh_prefect_settings() -> None:
+    """Make an already imported Prefect see changed PREFECT_* environment variables."""
+    context = sys.modules.get("prefect.context")
+    refresh = getattr(context, "refresh_global_settings_context", None)
+    if refresh is not None:
+        try:
+            refresh()
+        except Exception:  # pragma: no cover - best effort
+            pass
+
+
+def _drain_prefect_clients(timeout: float = 5.0) -> None:
+    """Send the logs and events this process has queued for the API before its server goes away.
+
+    Without it, Prefect's background log worker later prints "Error logging to API".
+    Runs in a helper thread so that it works inside a notebook's running event loop too.
+    """
+    services_to_drain = []
+    handlers = sys.modules.get("prefect.logging.handlers")
+    if handlers is not None and hasattr(handlers, "APILogWorker"):
+        services_to_drain.append(handlers.APILogWorker)
+    events = sys.modules.get("prefect.events.worker")
+    if events is not None and hasattr(events, "EventsWorker"):
+        services_to_drain.append(events.EventsWorker)
+    if not services_to_drain:
+        return
+
+    def drain() -> None:
+        for service in services_to_drain:
+            try:
+                service.drain_all(timeout=timeout, at_exit=False)
+            except Exception:  # pragma: no cover - best effort
+                pass
+
+    import threading
+
+    thread = threading.Thread(target=drain, name="course-drain-prefect", daemon=True)
+    thread.start()
+    thread.join(timeout=2 * timeout + 1)
+
+
+def _set_env(updates: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Apply ``updates`` to os.environ (None = unset); return the previous values."""
+    previous = {key: os.environ.get(key) for key in updates}
+    for key, value in updates.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    return previous
+
+
+def _base_url(api_url: str) -> str:
+    url = api_url.rstrip("/")
+    return url[: -len("/api")] if url.endswith("/api") else url
+
+
+# --------------------------------------------------------------------------- base
+
+
+class _ManagedProcess:
+    """A child process in its own process group, logging to a file, stopped as a group."""
+
+    kind = "process"
+    stop_grace = 10.0
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+        self._secrets: list[str] = []
+        self._atexit_registered = False
+        self._exiting = False
+
+    # -- state
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    # -- lifecycle
+    def _spawn(self, argv: list[str], env: Mapping[str, str], log_path: Path, cwd: Path) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        cwd.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            try:
+                self.process = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=dict(env),
+                    cwd=str(cwd),
+                    start_new_session=True,
+                    preexec_fn=_reset_child_signals,
+                    close_fds=True,
+                )
+            except OSError as exc:
+                raise ServiceError(
+                    f"Could not launch the {self.kind} ({argv[0]}): {exc}. "
+                    "Fix: check that the course environment is installed and the program is executable."
+                ) from exc
+        if not self._atexit_registered:
+            atexit.register(self._stop_at_exit)
+            self._atexit_registered = True
+
+    def _terminate(self) -> None:
+        """Stop the whole process group: SIGTERM, wait, SIGKILL; reap the leader."""
+        process = self.process
+        if process is None:
+            return
+        pgid = process.pid  # start_new_session: the child leads its own group
+        if process.poll() is None:
+            self._signal_group(pgid, signal.SIGTERM)
+            try:
+                process.wait(timeout=self.stop_grace)
+            except subprocess.TimeoutExpired:
+                self._signal_group(pgid, signal.SIGKILL)
+                process.wait(timeout=30)
+        # Children of the leader may outlive it: give them a moment, then kill them.
+        deadline = time.monotonic() + 3
+        while self._group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self._group_alive(pgid):
+            self._signal_group(pgid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while self._group_alive(pgid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+    @staticmethod
+    def _signal_group(pgid: int, sig: int) -> None:
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    @staticmethod
+    def _group_alive(pgid: int) -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # pragma: no cover - a foreign group reused the id
+            return False
+        return True
+
+    def stop(self) -> None:  # overridden, kept idempotent everywhere
+        self._terminate()
+
+    def _stop_at_exit(self) -> None:
+        self._exiting = True
+        try:
+            self.stop()
+        except Exception:  # pragma: no cover - never fail interpreter shutdown
+            pass
+
+    # -- logs
+    def _redact(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+    def log_tail(self, n: int = LOG_TAIL_LINES) -> str:
+        """The last ``n`` lines of this service's log (secrets redacted)."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        with open(self.log_path, "r", encoding="utf-8", errors="replace") as fh:
+            lines = deque(fh, maxlen=n)
+        return self._redact("".join(lines)).rstrip("\n")
+
+    def _failure(self, problem: str, fix: str) -> ServiceError:
+        tail = self.log_tail(LOG_TAIL_LINES)
+        where = f" (full log: {self.log_path})" if self.log_path else ""
+        body = f"{problem}\nFix: {fix}"
+        if tail:
+            body += f"\n--- last lines of the {self.kind} log{where} ---\n{tail}"
+        elif where:
+            body += f"\nThe {self.kind} log{where} is empty."
+        return ServiceError(body)
+
+    def _wait_until(self, ready, timeout: float, died: str, died_fix: str, slow: str, slow_fix: str,
+                    poll_seconds: float = 0.5) -> None:
+        """Poll ``ready()`` until it is true; fail with the log tail if the process dies or time runs out.
+
+        ``died`` may use ``{code}`` (the exit code). ``ready`` returns False while the service is
+        not there yet. On any failure (Ctrl-C included) the process group is stopped first.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                assert self.process is not None
+                code = self.process.poll()
+                if code is not None:
+                    raise self._failure(died.format(code=code), died_fix)
+                if ready():
+                    return
+                if time.monotonic() > deadline:
+                    raise self._failure(slow, slow_fix)
+                time.sleep(poll_seconds)
+        except BaseException:
+            self._terminate()
+            raise
+
+    # -- context manager
+    def start(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+
+class temporary_env:
+    """Set environment variables (None unsets one) for a ``with`` block, with Prefect's settings
+    refreshed on entry and exit, then restore the previous values."""
+
+    def __init__(self, updates: Mapping[str, str | None]) -> None:
+        self.updates = dict(updates)
+        self._saved: dict[str, str | None] | None = None
+
+    def __enter__(self) -> "temporary_env":
+        self._saved = _set_env(self.updates)
+        _refresh_prefect_settings()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _set_env(self._saved or {})
+        _refresh_prefect_settings()
+
+
+def use_api(env: Mapping[str, str | None]) -> temporary_env:
+    """Point this process's Prefect client at another API for a ``with`` block, then restore.
+
+    ``with use_api(remote.env()):`` (or a dict of PREFECT_* variables, None to unset one).
+    """
+    return temporary_env({key: value for key, value in env.items() if key.startswith("PREFECT_")})
+

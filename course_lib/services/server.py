@@ -1,0 +1,302 @@
+"""The Prefect server as a real process: :class:`PrefectServer`, and the notebooks'
+idempotent :func:`start_server` / :func:`stop_server`."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from course_lib import paths
+from course_lib.services.base import (
+    _FALSEY,
+    DEFAULT_SERVER_START_TIMEOUT,
+    HEADLESS_ENV,
+    HOST,
+    LEARNER_PORT,
+    ServiceError,
+    _base_url,
+    _drain_prefect_clients,
+    _env_float,
+    _env_port,
+    _ManagedProcess,
+    _refresh_prefect_settings,
+    _set_env,
+    executable,
+    free_port,
+    http_status,
+    port_is_free,
+)
+
+
+class PrefectServer(_ManagedProcess):
+    """A real ``prefect server start`` on 127.0.0.1, or a reused running one.
+
+    Args:
+        port: port to listen on; default ``COURSE_PREFECT_PORT`` or a free port.
+        home: the server's ``PREFECT_HOME``; default ``<workdir>/prefect/<name>``.
+        ui: serve the UI; default on unless ``COURSE_PREFECT_UI=0``.
+        auth_string: ``"user:pass"`` to require HTTP basic auth
+            (``PREFECT_SERVER_API_AUTH_STRING``); clients get ``PREFECT_API_AUTH_STRING``.
+        name: names the state folder.
+        timeout: seconds to wait for health; default ``COURSE_PREFECT_START_TIMEOUT`` or 180.
+
+    If ``PREFECT_API_URL`` is already set and healthy, :meth:`start` reuses that server
+    (``reused`` is True) and :meth:`stop` leaves it running.
+    """
+
+    kind = "Prefect server"
+    stop_grace = 15.0
+
+    def __init__(
+        self,
+        port: int | None = None,
+        home: str | os.PathLike[str] | None = None,
+        ui: bool | None = None,
+        auth_string: str | None = None,
+        name: str = "local",
+        timeout: float | None = None,
+        export: bool = True,
+    ) -> None:
+        super().__init__()
+        # export=False: a second server (lesson 07's "remote workspace") that neither reuses the
+        # PREFECT_API_URL of this process nor replaces it; talk to it with use_api(server.env()).
+        self.export = export
+        self._requested_port = port
+        self._home = Path(home).expanduser().resolve() if home is not None else None
+        self._ui = ui
+        self.auth_string = auth_string
+        if auth_string:
+            self._secrets.append(auth_string)
+        self.name = name
+        self._timeout = timeout
+        self.port: int | None = None
+        self.reused = False
+        self.started = False
+        self._api_url: str | None = None
+        self._saved_env: dict[str, str | None] | None = None
+        self.startup_seconds: float | None = None
+
+    def __repr__(self) -> str:
+        state = "reused" if self.reused else ("running" if self.running else "stopped")
+        return f"PrefectServer(api_url={self._api_url!r}, {state})"
+
+    # -- properties
+    @property
+    def home(self) -> Path:
+        if self._home is None:
+            self._home = paths.subdir("prefect") / self.name
+        return self._home
+
+    @property
+    def ui(self) -> bool:
+        if self._ui is not None:
+            return bool(self._ui)
+        return os.environ.get("COURSE_PREFECT_UI", "1").strip().lower() not in _FALSEY
+
+    @property
+    def api_url(self) -> str:
+        if self._api_url is None:
+            raise ServiceError("The Prefect server is not started. Fix: call .start() (or use `with PrefectServer() as server:`).")
+        return self._api_url
+
+    @property
+    def ui_url(self) -> str:
+        return _base_url(self.api_url)
+
+    @property
+    def health_url(self) -> str:
+        return f"{self.api_url}/health"
+
+    def url_for_flow_run(self, flow_run_id: Any) -> str:
+        """The UI page of a flow run (Prefect 3 UI path ``/runs/flow-run/<id>``)."""
+        return f"{self.ui_url}/runs/flow-run/{flow_run_id}"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables a child process (worker, CLI, flow) needs to use this server."""
+        env = dict(HEADLESS_ENV)
+        env["PREFECT_API_URL"] = self.api_url
+        auth = self.auth_string or (os.environ.get("PREFECT_API_AUTH_STRING") if self.reused else None)
+        if auth:
+            env["PREFECT_API_AUTH_STRING"] = auth
+        return env
+
+    def healthy(self) -> bool:
+        return self._api_url is not None and http_status(self.health_url) == 200
+
+    # -- lifecycle
+    def start(self) -> "PrefectServer":
+        if self.started and (self.reused or self.running):
+            return self
+        if self.started:  # our server died since: clean up (restores PREFECT_API_URL) and start anew
+            self.stop()
+
+        existing = os.environ.get("PREFECT_API_URL", "").strip()
+        if existing and self.export:
+            return self._reuse(existing)
+
+        port = self._requested_port
+        source = "port="
+        if port is None:
+            port = _env_port("COURSE_PREFECT_PORT")
+            source = "COURSE_PREFECT_PORT="
+        if port is not None:
+            if not port_is_free(port):
+                raise ServiceError(
+                    f"Port {port} on {HOST} (from {source}{port}) is already in use, so the Prefect server cannot listen on it. "
+                    f"Fix: stop the program that holds port {port} (`lsof -i :{port}` shows it), "
+                    "or choose another port, or leave the port unset to get a free one."
+                )
+        else:
+            port = free_port()
+        self.port = port
+        self._api_url = f"http://{HOST}:{port}/api"
+
+        try:
+            home = self.home
+            home.mkdir(parents=True, exist_ok=True)
+            probe = home / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            self._api_url = None
+            raise ServiceError(
+                f"The Prefect server's home folder {self._home} cannot be created or written: {exc}. "
+                "Fix: pass a writable home=..., or point COURSE_WORKDIR at a writable folder."
+            ) from exc
+
+        env = self._server_env(port)
+        argv = [executable("prefect"), "server", "start", "--host", HOST, "--port", str(port)]
+        argv.append("--ui" if self.ui else "--no-ui")
+        argv.append("--analytics-off")
+
+        timeout = self._timeout if self._timeout is not None else _env_float(
+            "COURSE_PREFECT_START_TIMEOUT", DEFAULT_SERVER_START_TIMEOUT
+        )
+        t0 = time.monotonic()
+        self._spawn(argv, env, log_path=home / "server.log", cwd=home)
+        try:
+            self._wait_healthy(timeout)
+        except BaseException:
+            self._api_url = None
+            raise
+        self.startup_seconds = time.monotonic() - t0
+        self.started = True
+
+        if self.export:
+            exports: dict[str, str | None] = {"PREFECT_API_URL": self._api_url}
+            if self.auth_string:
+                exports["PREFECT_API_AUTH_STRING"] = self.auth_string
+            self._saved_env = _set_env(exports)
+            _refresh_prefect_settings()
+        ui_note = f", UI {self.ui_url}" if self.ui else " (no UI)"
+        print(f"Prefect server ready in {self.startup_seconds:.0f} s: API {self._api_url}{ui_note}; log {self.log_path}")
+        return self
+
+    def _reuse(self, api_url: str) -> "PrefectServer":
+        api_url = api_url.rstrip("/")
+        status = http_status(f"{api_url}/health")
+        if status != 200:
+            what = "does not answer" if status is None else f"answers HTTP {status} on /health"
+            raise ServiceError(
+                f"PREFECT_API_URL is set to {api_url}, but that server {what}. "
+                f"Fix: start that server again, or unset PREFECT_API_URL "
+                "(`del os.environ['PREFECT_API_URL']` in a notebook, `unset PREFECT_API_URL` in a shell) "
+                "so that a new local server is started."
+            )
+        self._api_url = api_url
+        self.reused = True
+        self.started = True
+        print(f"Reusing the Prefect server at {api_url} (PREFECT_API_URL is set); stop() will leave it running.")
+        return self
+
+    def _server_env(self, port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        # A server is not a client: drop client settings that would confuse it.
+        for key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "PREFECT_PROFILE"):
+            env.pop(key, None)
+        env.update(HEADLESS_ENV)
+        env.update(
+            {
+                "PREFECT_HOME": str(self.home),
+                "PREFECT_SERVER_API_HOST": HOST,
+                "PREFECT_SERVER_API_PORT": str(port),
+                "PREFECT_SERVER_UI_ENABLED": "true" if self.ui else "false",
+                "PYTHONUNBUFFERED": "1",
+                "COLUMNS": "200",
+            }
+        )
+        if self.auth_string:
+            env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth_string
+        else:
+            env.pop("PREFECT_SERVER_API_AUTH_STRING", None)
+        return env
+
+    def _wait_healthy(self, timeout: float) -> None:
+        self._wait_until(
+            lambda: http_status(self.health_url, timeout=2) == 200, timeout,
+            died=f"The Prefect server process exited with code {{code}} before it became healthy "
+                 f"(expected {self.health_url} to answer 200).",
+            died_fix="read the log lines below; common causes are a bad PREFECT_* setting in the environment "
+                     "or an unusable database (PREFECT_SERVER_DATABASE_CONNECTION_URL).",
+            slow=f"The Prefect server did not become healthy within {timeout:.0f} s ({self.health_url}).",
+            slow_fix="the machine may be slow: raise COURSE_PREFECT_START_TIMEOUT (seconds), "
+                     "or set COURSE_PREFECT_UI=0 to start faster without the UI.",
+        )
+
+    def stop(self) -> None:
+        """Stop the server this object started (idempotent); a reused server keeps running."""
+        if self.reused:
+            self.started = False
+            self.reused = False
+            self._api_url = None
+            return
+        if self.running and not self._exiting:
+            _drain_prefect_clients()
+        self._terminate()
+        if self._saved_env is not None:
+            _set_env(self._saved_env)
+            self._saved_env = None
+            _refresh_prefect_settings()
+        self.started = False
+
+
+
+_SERVER: PrefectServer | None = None
+
+
+def start_server(**kwargs: Any) -> PrefectServer:
+    """Start (or return the already started) course Prefect server; for notebooks.
+
+    Keyword arguments go to :class:`PrefectServer` on the first call.
+    """
+    global _SERVER
+    if _SERVER is not None and _SERVER.started:
+        if _SERVER.healthy():
+            return _SERVER
+        _SERVER.stop()
+        _SERVER = None
+    if not os.environ.get("PREFECT_API_URL") and "port" not in kwargs and _env_port("COURSE_PREFECT_PORT") is None:
+        # Lessons run in separate kernels: the first one starts the server on the well-known
+        # port, the next ones find it there and reuse it (and leave stopping it to its owner).
+        learner_api = f"http://{HOST}:{LEARNER_PORT}/api"
+        if http_status(f"{learner_api}/health") == 200:
+            os.environ["PREFECT_API_URL"] = learner_api
+            _refresh_prefect_settings()
+        elif port_is_free(LEARNER_PORT):
+            kwargs["port"] = LEARNER_PORT
+    server = PrefectServer(**kwargs)
+    server.start()
+    _SERVER = server
+    return server
+
+
+def stop_server() -> None:
+    """Stop the server started by :func:`start_server` (no-op if none)."""
+    global _SERVER
+    if _SERVER is not None:
+        _SERVER.stop()
+        _SERVER = None
+
+
