@@ -75,10 +75,10 @@ def course_env(tmp_path_factory):
     mp.setenv("PREFECT_HOME", str(work / "client-home"))
     for key in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING", "PREFECT_API_KEY", "COURSE_PREFECT_PORT"):
         mp.delenv(key, raising=False)
-    services._refresh_prefect_settings()
+    services.base._refresh_prefect_settings()
     yield work
     mp.undo()
-    services._refresh_prefect_settings()
+    services.base._refresh_prefect_settings()
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def env(monkeypatch):
     """Function-scoped env changes; Prefect's settings are refreshed after they are undone."""
     yield monkeypatch
     monkeypatch.undo()
-    services._refresh_prefect_settings()
+    services.base._refresh_prefect_settings()
 
 
 # ----------------------------------------------------------------- shared server
