@@ -3,6 +3,8 @@ the runs those flows leave on the course's Prefect server."""
 
 from __future__ import annotations
 
+import re
+
 from course_lib.tooling.checks import NotYet, exercise
 
 TASK_NAME = "Fetch a month"
@@ -59,40 +61,21 @@ def task_run_names(download_months) -> str:
                      "above `def download_months` and run the cell again.")
     state = download_months(MONTHS, return_state=True)
     if not state.is_completed():
-        raise NotYet(f"download_months({MONTHS}) ended {state.name}, not Completed: run the flow in a cell "
-                     "and read its error.")
+        raise NotYet(f"download_months({MONTHS}) ended {state.name}, not Completed: run it in a cell and read "
+                     "its error. A task_run_name template can only use the task's own parameters, here {month}.")
     names = _task_run_names(state.state_details.flow_run_id)
     expected = [f"download-{month}" for month in MONTHS]
     if names == expected:
         return f"download_months({MONTHS}) ran the task runs {names}: each named after its month."
     if not names:
         raise NotYet("The flow ran no task: call the task `download` once per month inside `download_months`.")
-    if "{" in "".join(names) or any(name.startswith("download-{") for name in names):
-        raise NotYet(f"The task runs are named {names}: the braces were not filled. Write the template as "
-                     "a plain string, task_run_name=\"download-{month}\" (not an f-string), so Prefect fills "
-                     "{month} from each call's argument.")
-    raise NotYet(f"download_months({MONTHS}) ran task runs named {names}; expected {expected}. "
-                 "Prefect's default is the task's name plus a suffix: add task_run_name=\"download-{month}\" "
-                 "to the @task of `download`.")
-
-
-@exercise("02.3", "Log the RMSE with the run's logger")
-def logs_rmse(report_rmse) -> str:
-    from course_lib.tooling.runs import flow_run_logs
-
-    if not _is_flow(report_rmse):
-        raise NotYet(f"`report_rmse` is a {type(report_rmse).__name__}, not a flow: keep `@flow` above "
-                     "`def report_rmse` and run the cell again.")
-    state = report_rmse(RMSE, return_state=True)
-    if not state.is_completed():
-        raise NotYet(f"report_rmse({RMSE}) ended {state.name}, not Completed: run it in a cell and read "
-                     "its error.")
-    expected = f"{RMSE:.3f}"
-    logs = flow_run_logs(state.state_details.flow_run_id)
-    found = [line for line in logs if expected in line]
-    if found:
-        return f"The flow run's logs on the server hold your line: {found[0]!r}."
-    raise NotYet(f"report_rmse({RMSE}) ran, but no log line of its run on the server contains {expected!r}: "
-                 "a plain print() only reaches this cell's output. Inside the flow, get the run's logger with "
-                 "`logger = get_run_logger()` (from prefect) and call `logger.info(message)` "
-                 "(or decorate the flow with @flow(log_prints=True)).")
+    if len(set(names)) == 1 and len(names) > 1:
+        raise NotYet(f"Both task runs are named {names[0]!r}: the name was fixed before the calls, as an f-string "
+                     "is filled when the cell runs. Write the template as a plain string (no f in front), so "
+                     "Prefect fills {month} from each call's argument.")
+    if all(re.fullmatch(r"download-[0-9a-f]{3}", name) for name in names):
+        raise NotYet(f"download_months({MONTHS}) ran task runs named {names}: Prefect's default, the task's name "
+                     f"plus a random suffix. Expected {expected}: add a task_run_name template to the @task of "
+                     "`download`, with {month} where the month goes.")
+    raise NotYet(f"Your template gives the task runs {names}; expected {expected}. The template must be exactly "
+                 "\"download-{month}\": the text download- then {month}, filled from the call's argument.")
