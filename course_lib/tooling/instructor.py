@@ -230,9 +230,14 @@ def lab_env(environ=None) -> dict[str, str]:
 
 
 def lab_argv(*extra: str, root: Path | None = None) -> list[str]:
-    """``jupyter lab`` opened at the lessons' folder (``notebooks/`` unless ``root``)."""
-    root = root or paths.REPO_ROOT / "notebooks"
-    return [executable("jupyter"), "lab", f"--ServerApp.root_dir={root}", *extra]
+    """``jupyter lab`` serving ``root`` (the repository) and opening at its ``notebooks/`` folder.
+
+    The root is the repository, not ``notebooks/``, so the lessons' pictures (``../imgs/...``) show.
+    """
+    root = root or paths.REPO_ROOT
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers, CI
+    return [executable("jupyter"), "lab", f"--ServerApp.root_dir={root}", "--LabApp.default_url=/lab/tree/notebooks",
+            *as_root, *extra]
 
 
 def lab(extra: list[str]) -> int:
