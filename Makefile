@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup system-deps course test images lab bench lock clean
+.PHONY: setup system-deps course test images lab services reset bench lock clean
 
 setup: $(INSTALLED)
 
@@ -48,8 +48,20 @@ images: setup system-deps
 bench: setup
 	$(BIN)/python -m course_lib.tooling.bench
 
+# JupyterLab at the lessons' folder with the course's settings (jupyter/: no news pop-up, no
+# update check); its own state stays in work/jupyter.
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/python -m course_lib.tooling.instructor lab
+
+# The instructor's session: Prefect server + UI on 127.0.0.1:4200, a worker for local-pool, the
+# S3 endpoint and the MLflow UI in the foreground; lessons reuse them; Ctrl-C stops them all.
+services: setup
+	$(BIN)/python -m course_lib.tooling.instructor services
+
+# Remove the course's state (server database, blocks, MLflow runs, models, lesson projects),
+# keep the downloaded data. Asks first; `make reset FORCE=1` does not.
+reset: setup
+	$(BIN)/python -m course_lib.tooling.instructor reset $(if $(filter 1,$(FORCE)),--yes)
 
 # Refresh the lock after editing the dependencies in pyproject.toml.
 lock:

@@ -1,8 +1,14 @@
-"""Command line: ``python -m course_lib train --train 2023-01 --val 2023-02``.
+"""Command line of the course.
 
-Trains the duration model on one month, validates on another and saves
-``model.json`` + ``preprocessor.b`` under ``work/models`` (see ``course_lib.paths``).
-Exit codes: 0 done, 2 bad input (the message on stderr says what to change).
+``python -m course_lib train --train 2023-01 --val 2023-02``
+    trains the duration model on one month, validates on another and saves
+    ``model.json`` + ``preprocessor.b`` under ``work/models`` (see ``course_lib.paths``).
+``python -m course_lib env``
+    prints the shell lines that point a terminal's ``prefect`` at the course's running server:
+    ``eval "$(.venv/bin/python -m course_lib env)"``.
+
+Exit codes: 0 done, 1 no course server runs (``env``), 2 bad input (the message on stderr
+says what to change).
 """
 
 from __future__ import annotations
@@ -12,15 +18,23 @@ import contextlib
 import json
 import sys
 
-from course_lib.ml import data, training
 
 
 def _parser() -> argparse.ArgumentParser:
+    from course_lib.ml import data, training
+
     parser = argparse.ArgumentParser(
         prog="python -m course_lib",
-        description="Course tools: train the NYC green-taxi trip-duration model.",
+        description="Course tools: train the NYC green-taxi trip-duration model; "
+        "point a terminal at the course's Prefect server.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "env",
+        help="print the shell lines for the course's running Prefect server",
+        description='Print `export PREFECT_API_URL=...` and the course\'s PREFECT_HOME for the running '
+        'course server. In a terminal: eval "$(.venv/bin/python -m course_lib env)".',
+    )
     train = commands.add_parser(
         "train",
         help="train on one month, validate on another, save the model",
@@ -48,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _summary(result: training.TrainResult, train: str, val: str) -> str:
+def _summary(result, train: str, val: str) -> str:
     return "\n".join([
         f"data    train {train}: {result.n_train:,} trips, val {val}: {result.n_val:,} trips "
         f"(source: {result.source})",
@@ -60,8 +74,30 @@ def _summary(result: training.TrainResult, train: str, val: str) -> str:
     ])
 
 
+def env_command() -> int:
+    """Print the shell lines for the course's running server (stdout), or say how to start one."""
+    from course_lib.services import server
+
+    found = server.find_course_server()
+    if found is None:
+        print("# No course Prefect server is running. Fix: start one with `make services` "
+              "(or run a lesson that calls start_server()), then run this again.", file=sys.stderr)
+        return 1
+    api_url, who = found
+    print(f"# The course's Prefect server at {api_url} ({who}).")
+    print("\n".join(server.shell_lines(api_url)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["env"] and len(argv) == 1:  # fast path: no pandas/xgboost import
+        return env_command()
+    from course_lib.ml import data, training
+
     args = _parser().parse_args(argv)
+    if args.command == "env":
+        return env_command()
     mode = "reference" if args.reference else "fast"
     # With --json, stdout carries the JSON object only: the loader's lines go to stderr.
     quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()

@@ -29,7 +29,14 @@ HEADLESS_ENV: dict[str, str] = {
 }
 
 #: Where start_server() runs the learners' server, so every lesson's kernel finds the same one.
-LEARNER_PORT = 4200
+#: ``COURSE_LEARNER_PORT`` moves it (the tests do: they never touch 4200).
+DEFAULT_LEARNER_PORT = 4200
+LEARNER_PORT = DEFAULT_LEARNER_PORT  # kept for imports; use learner_port() to honour the variable
+
+#: How often a watchdog checks that the process which started a service is still alive.
+WATCHDOG_POLL_SECONDS = 0.25
+#: How long a watchdog waits after SIGTERM before it sends SIGKILL to the service's group.
+WATCHDOG_GRACE_SECONDS = 4.0
 
 DEFAULT_SERVER_START_TIMEOUT = 180.0
 DEFAULT_WORKER_START_TIMEOUT = 120.0
@@ -132,6 +139,48 @@ def _env_port(name: str) -> int | None:
     return port
 
 
+def learner_port() -> int:
+    """The port of the learners' shared server: ``COURSE_LEARNER_PORT`` or 4200."""
+    return _env_port("COURSE_LEARNER_PORT") or DEFAULT_LEARNER_PORT
+
+
+# The watchdog: a tiny companion process per service (``python -I -S -c WATCHDOG_CODE``). It
+# is the child of the process that started the service, in a session of its own. When that
+# process is gone - whatever ended it, SIGKILL included, on Linux and macOS alike - the
+# watchdog is re-parented (its getppid() changes) and it stops the service's whole process
+# group: SIGTERM, a grace period, SIGKILL. It exits by itself as soon as the group is gone.
+# Linux's PR_SET_PDEATHSIG is not used for the services: it fires when the *thread* that
+# forked exits (a service started from a helper thread would die with that thread) and it
+# reaches the group leader only, not the processes the leader started.
+WATCHDOG_CODE = """
+import os, signal, sys, time
+parent, pgid, poll, grace = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+def alive():
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
+while os.getppid() == parent:
+    if not alive():
+        sys.exit(0)
+    time.sleep(poll)
+for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        sys.exit(0)
+    deadline = time.monotonic() + wait
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not alive():
+        sys.exit(0)
+"""
+
+
 def _reset_child_signals() -> None:  # pragma: no cover - runs in the child
     # A process started from a non-interactive shell or a kernel may inherit an
     # ignored SIGINT; Prefect's worker turns SIGTERM into SIGINT, so make both default.
@@ -204,9 +253,12 @@ class _ManagedProcess:
 
     kind = "process"
     stop_grace = 10.0
+    #: Stop this service when the process that started it dies (see WATCHDOG_CODE).
+    watchdog = True
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
+        self.watchdog_process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
         self._secrets: list[str] = []
         self._atexit_registered = False
@@ -244,9 +296,34 @@ class _ManagedProcess:
                     f"Could not launch the {self.kind} ({argv[0]}): {exc}. "
                     "Fix: check that the course environment is installed and the program is executable."
                 ) from exc
+        if self.watchdog:
+            self._start_watchdog(self.process.pid)
         if not self._atexit_registered:
             atexit.register(self._stop_at_exit)
             self._atexit_registered = True
+
+    def _start_watchdog(self, pgid: int) -> None:
+        argv = [sys.executable, "-I", "-S", "-c", WATCHDOG_CODE, str(os.getpid()), str(pgid),
+                str(WATCHDOG_POLL_SECONDS), str(WATCHDOG_GRACE_SECONDS)]
+        try:
+            self.watchdog_process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True, close_fds=True,
+            )
+        except OSError as exc:  # the service still runs; it is stopped at exit as before
+            print(f"warning: no watchdog for the {self.kind} ({exc}); it may outlive a killed kernel.",
+                  file=sys.stderr)
+
+    def _reap_watchdog(self) -> None:
+        """The watchdog leaves by itself once the group is gone; collect it (no zombie)."""
+        watchdog, self.watchdog_process = self.watchdog_process, None
+        if watchdog is None:
+            return
+        try:
+            watchdog.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            watchdog.kill()
+            watchdog.wait(timeout=5)
 
     def _terminate(self) -> None:
         """Stop the whole process group: SIGTERM, wait, SIGKILL; reap the leader."""
@@ -270,6 +347,7 @@ class _ManagedProcess:
             deadline = time.monotonic() + 5
             while self._group_alive(pgid) and time.monotonic() < deadline:
                 time.sleep(0.1)
+        self._reap_watchdog()
 
     @staticmethod
     def _signal_group(pgid: int, sig: int) -> None:

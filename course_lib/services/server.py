@@ -3,7 +3,10 @@ idempotent :func:`start_server` / :func:`stop_server`."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,6 @@ from course_lib.services.base import (
     DEFAULT_SERVER_START_TIMEOUT,
     HEADLESS_ENV,
     HOST,
-    LEARNER_PORT,
     ServiceError,
     _base_url,
     _drain_prefect_clients,
@@ -26,8 +28,77 @@ from course_lib.services.base import (
     executable,
     free_port,
     http_status,
+    learner_port,
     port_is_free,
 )
+
+#: Who started a course server, as the reuse message says it.
+OWNER_COURSE = "the course"            # a lesson's kernel or a script (start_server, PrefectServer)
+OWNER_INSTRUCTOR = "`make services`"   # the instructor's session (course_lib.tooling.instructor)
+
+
+def record_path() -> Path:
+    """``<workdir>/prefect/server.json``: the course server that runs now (API, pid, owner)."""
+    return paths.subdir("prefect") / "server.json"
+
+
+def env_file_path() -> Path:
+    """``<workdir>/course.env``: ``source`` it in a terminal to use the course's running server."""
+    return paths.workdir() / "course.env"
+
+
+def client_home() -> Path:
+    """The ``PREFECT_HOME`` of the course's clients (kernels, CLI in a terminal): not ``~/.prefect``."""
+    return Path(os.environ.get("PREFECT_HOME") or paths.subdir("prefect") / "client").expanduser()
+
+
+def shell_lines(api_url: str) -> list[str]:
+    """The shell lines that point a terminal's ``prefect`` at ``api_url`` with the course's setup."""
+    bin_dir = str(Path(sys.executable).parent)
+    return [
+        f"export PREFECT_API_URL={shlex.quote(api_url)}",
+        f"export PREFECT_HOME={shlex.quote(str(client_home()))}",
+        f"export COURSE_REPO_ROOT={shlex.quote(str(paths.REPO_ROOT))}",
+        f'export PATH={shlex.quote(bin_dir)}:"$PATH"',
+    ]
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_record() -> dict | None:
+    """The record of the course server that runs now (``server.json``), or None if it is gone."""
+    try:
+        record = json.loads(record_path().read_text())
+    except (OSError, ValueError):
+        return None
+    if not _pid_alive(record.get("pid")) or http_status(f"{record.get('api_url')}/health") != 200:
+        return None
+    return record
+
+
+def find_course_server() -> tuple[str, str] | None:
+    """(api_url, who started it) of a running course server: recorded, on the learner port, or
+    at ``PREFECT_API_URL``; None when none answers."""
+    record = running_record()
+    if record is not None:
+        return record["api_url"], f"started by {record.get('owner', OWNER_COURSE)} (pid {record.get('pid')})"
+    learner_api = f"http://{HOST}:{learner_port()}/api"
+    if http_status(f"{learner_api}/health") == 200:
+        return learner_api, "on the learner port, started outside the course"
+    existing = os.environ.get("PREFECT_API_URL", "").strip().rstrip("/")
+    if existing and http_status(f"{existing}/health") == 200:
+        return existing, "at PREFECT_API_URL"
+    return None
 
 
 class PrefectServer(_ManagedProcess):
@@ -58,8 +129,11 @@ class PrefectServer(_ManagedProcess):
         name: str = "local",
         timeout: float | None = None,
         export: bool = True,
+        owner: str = OWNER_COURSE,
     ) -> None:
         super().__init__()
+        self.owner = owner
+        self.reuse_reason: str | None = None
         # export=False: a second server (lesson 07's "remote workspace") that neither reuses the
         # PREFECT_API_URL of this process nor replaces it; talk to it with use_api(server.env()).
         self.export = export
@@ -134,7 +208,7 @@ class PrefectServer(_ManagedProcess):
 
         existing = os.environ.get("PREFECT_API_URL", "").strip()
         if existing and self.export:
-            return self._reuse(existing)
+            return self._reuse(existing, self.reuse_reason or "at PREFECT_API_URL")
 
         port = self._requested_port
         source = "port="
@@ -190,11 +264,36 @@ class PrefectServer(_ManagedProcess):
                 exports["PREFECT_API_AUTH_STRING"] = self.auth_string
             self._saved_env = _set_env(exports)
             _refresh_prefect_settings()
+            if not self.auth_string:  # never write a password into a file
+                self._write_record()
         ui_note = f", UI {self.ui_url}" if self.ui else " (no UI)"
         print(f"Prefect server ready in {self.startup_seconds:.0f} s: API {self._api_url}{ui_note}; log {self.log_path}")
         return self
 
-    def _reuse(self, api_url: str) -> "PrefectServer":
+    def _write_record(self) -> None:
+        """``server.json`` (for the reuse message and ``python -m course_lib env``) and
+        ``course.env`` (for ``source work/course.env`` in a terminal)."""
+        record = {"api_url": self._api_url, "ui_url": self.ui_url if self.ui else None, "pid": self.pid,
+                  "owner": self.owner, "home": str(self.home), "log": str(self.log_path),
+                  "started_by_pid": os.getpid(), "started_at": time.time()}
+        try:
+            record_path().write_text(json.dumps(record, indent=1))
+            env_file_path().write_text(
+                "# The course's running Prefect server: `source work/course.env` in a terminal.\n"
+                + "\n".join(shell_lines(self._api_url)) + "\n")
+        except OSError:  # pragma: no cover - a read-only workdir only loses the convenience
+            pass
+
+    def _remove_record(self) -> None:
+        try:
+            record = json.loads(record_path().read_text())
+        except (OSError, ValueError):
+            return
+        if record.get("pid") == self.pid and record.get("api_url") == self._api_url:
+            record_path().unlink(missing_ok=True)
+            env_file_path().unlink(missing_ok=True)
+
+    def _reuse(self, api_url: str, found: str = "at PREFECT_API_URL") -> "PrefectServer":
         api_url = api_url.rstrip("/")
         status = http_status(f"{api_url}/health")
         if status != 200:
@@ -208,7 +307,8 @@ class PrefectServer(_ManagedProcess):
         self._api_url = api_url
         self.reused = True
         self.started = True
-        print(f"Reusing the Prefect server at {api_url} (PREFECT_API_URL is set); stop() will leave it running.")
+        self.reuse_reason = found
+        print(f"Reusing the Prefect server at {api_url} ({found}); stop() will leave it running.")
         return self
 
     def _server_env(self, port: int) -> dict[str, str]:
@@ -254,6 +354,8 @@ class PrefectServer(_ManagedProcess):
             return
         if self.running and not self._exiting:
             _drain_prefect_clients()
+        if self.export and self._api_url is not None:
+            self._remove_record()
         self._terminate()
         if self._saved_env is not None:
             _set_env(self._saved_env)
@@ -277,16 +379,24 @@ def start_server(**kwargs: Any) -> PrefectServer:
             return _SERVER
         _SERVER.stop()
         _SERVER = None
+    reason = None
     if not os.environ.get("PREFECT_API_URL") and "port" not in kwargs and _env_port("COURSE_PREFECT_PORT") is None:
         # Lessons run in separate kernels: the first one starts the server on the well-known
         # port, the next ones find it there and reuse it (and leave stopping it to its owner).
-        learner_api = f"http://{HOST}:{LEARNER_PORT}/api"
+        port = learner_port()
+        learner_api = f"http://{HOST}:{port}/api"
         if http_status(f"{learner_api}/health") == 200:
+            record = running_record()
+            if record is not None and record.get("api_url") == learner_api:
+                reason = f"on port {port}, started by {record.get('owner', OWNER_COURSE)} (pid {record.get('pid')})"
+            else:
+                reason = f"on port {port}, not started by the course"
             os.environ["PREFECT_API_URL"] = learner_api
             _refresh_prefect_settings()
-        elif port_is_free(LEARNER_PORT):
-            kwargs["port"] = LEARNER_PORT
+        elif port_is_free(port):
+            kwargs["port"] = port
     server = PrefectServer(**kwargs)
+    server.reuse_reason = reason
     server.start()
     _SERVER = server
     return server

@@ -1,0 +1,272 @@
+"""The instructor's session: ``make services`` and ``make reset``.
+
+``make services`` starts the course's services in the foreground and keeps them up while the
+lessons are demonstrated: the Prefect server with its UI on 127.0.0.1:4200 (the learner port,
+where every lesson's ``start_server()`` finds and reuses it), a worker for the course's pool,
+the local S3 endpoint and the MLflow UI. It prints a table (service, URL, pid, log) and the
+line for other terminals, reports each service's state when it changes, and stops all of them
+on Ctrl-C (or SIGTERM). Lessons reuse the server and never stop it: ``stop_server()`` leaves
+a reused server running.
+
+``make reset`` removes the course's state (server database, blocks, MLflow runs, models,
+lesson projects) and keeps the downloaded data; it asks first unless ``FORCE=1``.
+
+    python -m course_lib.tooling.instructor services [--port 4200] [--s3-port 9000] [--mlflow-port 5001]
+    python -m course_lib.tooling.instructor reset [--yes]
+    python -m course_lib.tooling.instructor lab [jupyter lab options]     # make lab
+
+Ports also come from ``COURSE_LEARNER_PORT``, ``COURSE_S3_PORT``, ``COURSE_MLFLOW_PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from course_lib import paths
+from course_lib.services import base
+from course_lib.services.base import HOST, ServiceError, _ManagedProcess, executable, http_status
+
+COURSE_POOL = "local-pool"  # prefect.yaml's deployments use it
+DEFAULT_S3_PORT = 9000
+STATE_POLL_SECONDS = 2.0
+#: What ``make reset`` keeps in the working folder.
+KEPT = ("data",)
+
+
+class MlflowUI(_ManagedProcess):
+    """``mlflow ui`` on the course's tracking store (``work/mlflow``)."""
+
+    kind = "MLflow UI"
+    stop_grace = 10.0
+
+    def __init__(self, port: int, timeout: float = 120.0) -> None:
+        super().__init__()
+        self.port, self.timeout = port, timeout
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> "MlflowUI":
+        from course_lib.pipeline import tracking
+
+        if not base.port_is_free(self.port):
+            raise ServiceError(f"Port {self.port} on {HOST} is already in use, so the MLflow UI cannot listen on it. "
+                               "Fix: stop the program that holds it, or choose another port (--mlflow-port / COURSE_MLFLOW_PORT).")
+        tracking.setup_mlflow()  # the store and the experiment exist before the UI opens them
+        state = paths.subdir("mlflow")
+        argv = [executable("mlflow"), "ui", "--backend-store-uri", tracking.tracking_uri(),
+                "--host", HOST, "--port", str(self.port)]
+        self._spawn(argv, {**os.environ, "PYTHONUNBUFFERED": "1"}, log_path=state / "ui.log", cwd=state)
+        self._wait_until(
+            lambda: http_status(f"{self.url}/health", timeout=2) == 200, self.timeout,
+            died="The MLflow UI exited with code {code} during start.", died_fix="read the log lines below.",
+            slow=f"The MLflow UI did not answer on {self.url} within {self.timeout:.0f} s.",
+            slow_fix="read the log lines below; on a slow machine wait and try again.",
+        )
+        return self
+
+    def healthy(self) -> bool:
+        return http_status(f"{self.url}/health", timeout=2) == 200
+
+
+def _port(value: int | None, variable: str, default: int) -> int:
+    return value or base._env_port(variable) or default
+
+
+def _state(service, healthy) -> str:
+    if service.process is None:
+        return "not started"
+    code = service.process.poll()
+    if code is not None:
+        return f"exited (code {code})"
+    try:
+        return "running" if healthy() else "not answering"
+    except Exception:
+        return "not answering"
+
+
+def _table(rows: list[tuple[str, str, str, str]]) -> str:
+    header = ("service", "URL", "pid", "log")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(4)]
+    line = lambda row: "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
+
+
+def services(port: int | None = None, s3_port: int | None = None, mlflow_port: int | None = None,
+             pool: str = COURSE_POOL, run_seconds: float | None = None) -> int:
+    """Start the services, print the table, report state changes until Ctrl-C/SIGTERM; stop all."""
+    from course_lib import services as svc
+    from course_lib.services import server as server_module
+    from course_lib.tooling import bootstrap
+
+    bootstrap.apply_headless_env()
+    # This session starts THE server; it must not reuse one from the environment.
+    os.environ.pop("PREFECT_API_URL", None)
+    port = _port(port, "COURSE_LEARNER_PORT", base.DEFAULT_LEARNER_PORT)
+    s3_port = _port(s3_port, "COURSE_S3_PORT", DEFAULT_S3_PORT)
+    from course_lib.pipeline import tracking
+
+    mlflow_port = _port(mlflow_port, "COURSE_MLFLOW_PORT", tracking.MLFLOW_UI_PORT)
+
+    def stop_on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    started: list[tuple[str, object]] = []
+    try:
+        print(f"Starting the course's services (Ctrl-C stops them all) ...", flush=True)
+        server = svc.PrefectServer(port=port, name="local", owner=server_module.OWNER_INSTRUCTOR)
+        started.append(("Prefect server", server))
+        server.start()
+        svc.ensure_work_pool(pool, server=server)
+        worker = svc.Worker(pool, name=f"{pool}-instructor", server=server)
+        started.append((f"worker ({pool})", worker))
+        worker.start()
+        s3 = svc.S3Endpoint(port=s3_port)
+        started.append(("S3 endpoint", s3))
+        s3.start()
+        mlflow_ui = MlflowUI(mlflow_port)
+        started.append(("MLflow UI", mlflow_ui))
+        mlflow_ui.start()
+
+        watched = [
+            ("Prefect server", server, server.ui_url if server.ui else server.api_url, server.healthy),
+            (f"worker ({pool})", worker, f"{server.ui_url}/work-pools/work-pool/{pool}",
+             lambda: worker.status() == "ONLINE"),
+            ("S3 endpoint", s3, s3.endpoint_url, lambda: http_status(s3.endpoint_url + "/", timeout=2) is not None),
+            ("MLflow UI", mlflow_ui, mlflow_ui.url, mlflow_ui.healthy),
+        ]
+        print()
+        print(_table([(name, url, str(service.pid), str(service.log_path)) for name, service, url, _ in watched]))
+        print()
+        print("In another terminal, point `prefect` at this server with:")
+        print(f'    eval "$({sys.executable} -m course_lib env)"      (or: source {server_module.env_file_path()})')
+        print("Lessons reuse these services and leave them running. Ctrl-C stops them all.", flush=True)
+
+        states = {name: "running" for name, *_ in watched}
+        deadline = None if run_seconds is None else time.monotonic() + run_seconds
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(STATE_POLL_SECONDS)
+            for name, service, _, healthy in watched:
+                state = _state(service, healthy)
+                if state != states[name]:
+                    print(f"{time.strftime('%H:%M:%S')}  {name}: {states[name]} -> {state}", flush=True)
+                    states[name] = state
+    except KeyboardInterrupt:
+        print("\nStopping the course's services ...", flush=True)
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+        for name, service in reversed(started):
+            try:
+                service.stop()
+                print(f"  stopped {name}", flush=True)
+            except Exception as exc:  # keep stopping the others
+                print(f"  could not stop {name}: {exc}", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    print("All services stopped.", flush=True)
+    return 0
+
+
+def reset(yes: bool = False, workdir: Path | None = None) -> int:
+    """Remove the course's state from the working folder, keep the downloaded data."""
+    from course_lib.services import server as server_module
+
+    workdir = workdir or paths.workdir()
+    running = server_module.running_record()
+    if running is not None:
+        print(f"A course Prefect server is running ({running['api_url']}, started by {running.get('owner')}, "
+              f"pid {running.get('pid')}). Fix: stop it first (Ctrl-C in `make services`, or stop_server() in "
+              "the lesson), then run `make reset` again.", file=sys.stderr)
+        return 1
+    doomed = sorted(path for path in workdir.iterdir() if path.name not in KEPT)
+    if not doomed:
+        print(f"Nothing to remove in {workdir} (kept: {', '.join(KEPT)}).")
+        return 0
+    print(f"This removes the course's state in {workdir}: server database and blocks, MLflow runs, models, "
+          f"lesson projects ({', '.join(path.name for path in doomed)}). Kept: {', '.join(KEPT)}.")
+    if not yes:
+        try:
+            answer = input("Remove it? [y/N] ").strip().lower()
+        except EOFError:
+            answer = ""
+        if answer not in ("y", "yes"):
+            print("Nothing removed.")
+            return 1
+    for path in doomed:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    print(f"Removed {len(doomed)} item(s); kept {', '.join(KEPT)}.")
+    return 0
+
+
+JUPYTER_SETTINGS = paths.REPO_ROOT / "jupyter"
+
+
+def lab_env(environ=None) -> dict[str, str]:
+    """The environment of the course's JupyterLab (``make lab``): the course's settings folder
+    ``jupyter/`` on the config path (no news pop-up, no update check) and JupyterLab's own
+    state (settings changes, workspaces, runtime files) in ``work/jupyter``, not in the home folder."""
+    env = dict(os.environ if environ is None else environ)
+    state = paths.subdir("jupyter")
+    extra = [str(JUPYTER_SETTINGS)] + [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(dict.fromkeys(extra))
+    env.setdefault("JUPYTERLAB_SETTINGS_DIR", str(state / "user-settings"))
+    env.setdefault("JUPYTERLAB_WORKSPACES_DIR", str(state / "workspaces"))
+    env.setdefault("JUPYTER_RUNTIME_DIR", str(state / "runtime"))
+    env.setdefault("IPYTHONDIR", str(paths.subdir("ipython")))
+    return env
+
+
+def lab_argv(*extra: str, root: Path | None = None) -> list[str]:
+    """``jupyter lab`` serving ``root`` (the repository) and opening at its ``notebooks/`` folder.
+
+    The root is the repository, not ``notebooks/``, so the lessons' pictures (``../imgs/...``) show.
+    """
+    root = root or paths.REPO_ROOT
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers, CI
+    return [executable("jupyter"), "lab", f"--ServerApp.root_dir={root}", "--LabApp.default_url=/lab/tree/notebooks",
+            *as_root, *extra]
+
+
+def lab(extra: list[str]) -> int:
+    """``make lab``: replace this process with the course's JupyterLab."""
+    argv = lab_argv(*extra)
+    os.execve(argv[0], argv, lab_env())
+    return 0  # pragma: no cover - execve does not return
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.tooling.instructor", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("services", help="start the course's services in the foreground (Ctrl-C stops them)")
+    run.add_argument("--port", type=int, default=None, help="Prefect server port (default COURSE_LEARNER_PORT or 4200)")
+    run.add_argument("--s3-port", type=int, default=None, help=f"S3 endpoint port (default COURSE_S3_PORT or {DEFAULT_S3_PORT})")
+    run.add_argument("--mlflow-port", type=int, default=None, help="MLflow UI port (default COURSE_MLFLOW_PORT or 5001)")
+    run.add_argument("--pool", default=COURSE_POOL, help=f"work pool of the worker (default {COURSE_POOL})")
+    wipe = commands.add_parser("reset", help="remove the course's state, keep the downloaded data")
+    wipe.add_argument("--yes", action="store_true", help="do not ask (make reset FORCE=1)")
+    commands.add_parser("lab", help="start the course's JupyterLab at the lessons' folder (extra args go to jupyter lab)")
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "lab":
+        return lab(extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "services":
+        return services(args.port, args.s3_port, args.mlflow_port, args.pool)
+    return reset(yes=args.yes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
