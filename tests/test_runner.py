@@ -3,6 +3,7 @@ and ``python -m course_lib.tooling.runner run`` end to end on a failing and a pa
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -150,5 +151,10 @@ def test_run_reports_a_failing_notebook_runs_the_next_and_leaves_no_process(tmp_
     deadline = time.monotonic() + 10
     while (left := _processes_with(marker)) and time.monotonic() < deadline:
         time.sleep(0.5)
+    for line in left:  # clean up what the runner leaked before failing
+        try:
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     assert left == []
     assert "Prefect server ready" in proc.stdout  # the runner started (and so had to stop) its own server
