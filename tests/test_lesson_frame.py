@@ -30,6 +30,7 @@ TAUGHT = {
            "prefect automation ls"],
 }
 MIN_EXERCISES = {"01": 2, "02": 2, "03": 2, "04": 2, "05": 2, "06": 2, "07": 2, "08": 2, "09": 2, "10": 6}
+OBJECTIVES = re.compile(r"You will be able to|After this lesson you can", re.I)
 TEST_PLUMBING = re.compile(r"papermill|nbval|NBVAL|pytest", re.I)
 
 
@@ -56,16 +57,21 @@ def shown_text(path) -> str:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
 def test_a_lesson_opens_with_objectives_and_a_measured_time(path):
     opening = next(text(cell) for cell in cells(path) if cell["cell_type"] == "markdown")
-    assert "You will be able to" in opening, f"{path.name}: the first cell lists what the learner will be able to do"
-    objectives = opening.split("You will be able to", 1)[1].split("\n\n", 2)
-    bullets = [line for line in "\n".join(objectives[:2]).splitlines() if line.lstrip().startswith(("*", "-"))]
+    heading = OBJECTIVES.search(opening)
+    assert heading, f"{path.name}: the first cell lists what the learner will be able to do"
+    bullets = []
+    for line in opening[heading.end():].splitlines()[1:]:
+        if re.match(r"\s*([*-]|\d+\.) ", line):
+            bullets.append(line)
+        elif bullets and not line.startswith("  "):  # the list ends (an indented line continues a point)
+            break
     assert 3 <= len(bullets) <= 5, f"{path.name}: {len(bullets)} objectives; give 3 to 5"
     assert re.search(r"\*\*Time:\*\*.*\d+ ?(s|min|minutes)\b", opening), f"{path.name}: say how long it takes"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
 def test_a_lesson_ends_with_a_recap(path):
-    closing = "\n".join(text(cell) for cell in cells(path)[-3:] if cell["cell_type"] == "markdown")
+    closing = "\n".join(text(cell) for cell in cells(path)[-5:] if cell["cell_type"] == "markdown")
     assert "## Recap" in closing, f"{path.name}: end with a '## Recap' of the key points"
     assert "Next" in closing or path == NOTEBOOKS[-1], f"{path.name}: say what comes next"
 
