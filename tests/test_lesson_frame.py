@@ -43,8 +43,11 @@ def text(cell):
 
 
 def shown_text(path) -> str:
-    """Code cells, plus the files the lesson displays with show_file("...")."""
+    """Code cells, the files the lesson displays with show_file("..."), and the shell commands it
+    shows in ```bash blocks (long-running ones, like `prefect worker start`, that a service runs)."""
     code = [text(cell) for cell in cells(path) if cell["cell_type"] == "code"]
+    code += [block for cell in cells(path) if cell["cell_type"] == "markdown"
+             for block in re.findall(r"```(?:bash|shell|console)\n(.*?)```", text(cell), re.S)]
     shown = []
     for source in code:
         for name in re.findall(r"show_file\(\s*[\"']([^\"']+)[\"']", source):
