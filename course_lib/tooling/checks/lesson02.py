@@ -79,3 +79,25 @@ def task_run_names(download_months) -> str:
                      "`download`, with {month} where the month goes.")
     raise NotYet(f"Your template gives the task runs {names}; expected {expected}. The template must be exactly "
                  "\"download-{month}\": the text download- then {month}, filled from the call's argument.")
+
+
+@exercise("02.3", "Log the RMSE with the run's logger")
+def logs_rmse(report_rmse) -> str:
+    from course_lib.tooling.runs import flow_run_logs
+
+    if not _is_flow(report_rmse):
+        raise NotYet(f"`report_rmse` is a {type(report_rmse).__name__}, not a flow: keep `@flow` above "
+                     "`def report_rmse` and run the cell again.")
+    state = report_rmse(RMSE, return_state=True)
+    if not state.is_completed():
+        raise NotYet(f"report_rmse({RMSE}) ended {state.name}, not Completed: run it in a cell and read "
+                     "its error.")
+    expected = f"{RMSE:.3f}"
+    logs = flow_run_logs(state.state_details.flow_run_id)
+    found = [line for line in logs if expected in line]
+    if found:
+        return f"The flow run's logs on the server hold your line: {found[0]!r}."
+    raise NotYet(f"report_rmse({RMSE}) ran, but no log line of its run on the server contains {expected!r}: "
+                 "a plain print() only reaches this cell's output. Inside the flow, get the run's logger with "
+                 "`logger = get_run_logger()` (from prefect) and call `logger.info(message)` "
+                 "(or decorate the flow with @flow(log_prints=True)).")
