@@ -71,8 +71,10 @@ def email_report(credentials_block: str, email_to: str, subject: str, body: str)
     """Send ``subject``/``body`` to ``email_to`` through the SMTP server of block ``credentials_block``."""
     credentials = load_block(EmailServerCredentials, credentials_block)
     address = check_smtp_server(credentials)
-    email_send_message(email_server_credentials=credentials, subject=subject, msg_plain=body,
-                       email_to=email_to, email_from=SENDER)
+    # email_send_message is an ASYNC task: in a sync flow, calling it directly would only make a
+    # coroutine (nothing sent). .submit() runs it; .result() waits and raises if sending failed.
+    email_send_message.submit(email_server_credentials=credentials, subject=subject, msg=body.replace("\n", "<br>"),
+                              msg_plain=body, email_to=email_to, email_from=SENDER).result()
     print(f"sent {subject!r} to {email_to} through {address}")
     return subject
 
