@@ -887,7 +887,7 @@ def _automation_pages(scene: dict) -> list[tuple[str, str, list[str]]]:
     """The automation wizard's first step (its three steps named at the top) and the automations list."""
     return [
         ("ui_automation_wizard", "/v2/automations/create", ["Trigger", "Actions", "Details"]),
-        ("ui_automations", "/v2/automations", [scene["automation"], "Send a notification"]),
+        ("ui_automations", "/v2/automations", [scene["automation"], "Trigger", "Action", "course-slack"]),
     ]
 
 
