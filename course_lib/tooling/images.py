@@ -893,9 +893,9 @@ def _automation_pages(scene: dict) -> list[tuple[str, str, list[str]]]:
 
 def _drain_logs() -> None:
     """Send this process's queued logs to the API now, so the flow run page shows all of them."""
-    from course_lib.services import base
+    from course_lib import services
 
-    base._drain_prefect_clients(timeout=10)
+    services.base._drain_prefect_clients(timeout=10)
 
 
 def _pages(scene: dict) -> list[tuple[str, str, list[str]]]:
