@@ -52,7 +52,7 @@ def make_features(df_train, df_val):
     return X_train, X_val, y_train, y_val
 
 
-@task(cache_policy=NO_CACHE, tags=["xgboost"], retries=1)
+@task(cache_policy=NO_CACHE, tags=["xgboost"], retries=1)  # a retry if the shared MLflow SQLite file is busy
 def train_config(config: dict, features, num_boost_round: int, mlflow_parent: dict) -> dict:
     """Train one configuration (one thread), log it as a child MLflow run; return its row."""
     X_train, X_val, y_train, y_val = features

@@ -19,10 +19,11 @@ Environment variables read here:
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
-import socket
+import threading
 import time
 from urllib.parse import urlparse
 
@@ -47,21 +48,49 @@ def _host_port(address: str) -> tuple[str, int]:
 
 
 def check_dask_scheduler(address: str, timeout: float = 5.0) -> str:
-    """Return ``address`` if a Dask scheduler accepts connections there; else a clear ServiceError.
+    """Return ``address`` if a Dask scheduler answers there; else a clear ServiceError within ``timeout``.
 
-    A TCP connection attempt with a short timeout: a wrong address fails in seconds, instead of
-    the Dask client's 30 s connection timeout inside the flow run.
+    It connects with Dask's own protocol and asks the scheduler who it is (``identity``), so a
+    wrong host, a closed port or another kind of server fail in seconds, instead of the Dask
+    client's 30 s connection timeout inside the flow run.
     """
-    host, port = _host_port(address)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return address
-    except OSError as exc:
-        raise ServiceError(
-            f"No Dask scheduler answers at {address} ({type(exc).__name__}: {exc}). "
-            "Fix: start one (`dask scheduler`, then `dask worker ADDRESS`), correct the address, "
-            f"or unset {ADDRESS_ENV} / dask_address to let the lesson start its own cluster."
-        ) from None
+    _host_port(address)
+    result: dict = {}
+
+    async def identity() -> dict:
+        from distributed.comm import connect
+
+        comm = await connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            await comm.close()
+
+    def ask() -> None:  # in a thread of its own: a notebook's event loop is already running
+        try:
+            result["reply"] = asyncio.run(asyncio.wait_for(identity(), timeout + 1))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            result["error"] = exc
+
+    thread = threading.Thread(target=ask, name="course-dask-check", daemon=True)
+    thread.start()
+    thread.join(timeout + 3)
+    reply, error = result.get("reply"), result.get("error")
+    if isinstance(reply, dict) and reply.get("type") == "Scheduler":
+        return address
+    if isinstance(error, (asyncio.TimeoutError, TimeoutError)) or (reply is None and error is None):
+        problem = f"no answer within {timeout:.0f} s"
+    elif isinstance(error, OSError):
+        problem = str(error)
+    else:  # something answered, but not a Dask scheduler
+        problem = "what answers there does not speak Dask's protocol"
+        problem += f": {str(reply)[:80]}" if reply is not None else ""
+    raise ServiceError(
+        f"No Dask scheduler answers at {address} ({problem}). "
+        "Fix: start one (`dask scheduler`, then `dask worker ADDRESS`), correct the address, "
+        f"or unset {ADDRESS_ENV} / dask_address to let the lesson start its own cluster."
+    )
 
 
 def _command(argv: list[str]) -> str:
