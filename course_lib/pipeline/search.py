@@ -7,6 +7,8 @@ Each of them imports this file by name, so it must be installed there too.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import socket
 import time
@@ -60,7 +62,7 @@ def train_config(config: dict, features, num_boost_round: int, mlflow_parent: di
     booster, rmse = training.train_booster(X_train, y_train, X_val, y_val, mode="fast",
                                            num_boost_round=num_boost_round, params={**config, "nthread": 1})
     seconds = time.perf_counter() - started
-    run_id = tracking.log_child_run(mlflow_parent, name=str(config), metrics={"rmse": rmse},
+    run_id = log_child_run(mlflow_parent, name=str(config), metrics={"rmse": rmse},
                                     params={**config, "num_boost_round": num_boost_round})
     return {**config, "rmse": round(rmse, 5), "best_iteration": int(booster.best_iteration),
             "train_seconds": round(seconds, 2), "process": f"{socket.gethostname()}:{os.getpid()}",
@@ -79,7 +81,7 @@ def hyperparameter_search(grid: list[dict] | None = None, train_path: str = "202
     df_val = read_data.submit(val_path, source=source)
     features = make_features.submit(df_train, df_val)  # a future: each worker fetches the result once
 
-    with tracking.parent_run(f"search-{len(grid)}-configs") as mlflow_parent:  # one MLflow run for the search
+    with parent_run(f"search-{len(grid)}-configs") as mlflow_parent:  # one MLflow run for the search
         futures = train_config.map(grid, unmapped(features), num_boost_round=num_boost_round,
                                    mlflow_parent=unmapped(mlflow_parent))  # a dict is iterable too
         rows = sorted(futures.result(), key=lambda row: row["rmse"])  # waits for all of them
@@ -92,3 +94,44 @@ def hyperparameter_search(grid: list[dict] | None = None, train_path: str = "202
     print(f"best of {len(rows)}: RMSE {best['rmse']:.5f} with "
           + ", ".join(f"{name}={value}" for name, value in chosen.items()))
     return {"best": best, "rows": rows, "mlflow_parent_run_id": mlflow_parent["run_id"]}
+
+
+# -- MLflow: one parent run per search, one child run per configuration ----------------------
+@contextlib.contextmanager
+def parent_run(name: str):
+    """An active MLflow run for a group of runs; yields {"run_id", "experiment_id"} for
+    :func:`log_child_run`, which may run in another thread, process or machine."""
+    import mlflow
+
+    tracking.setup_mlflow()
+    with mlflow.start_run(run_name=name) as run:
+        yield {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id}
+
+
+def log_child_run(parent: dict, name: str, metrics: dict, params: dict) -> str:
+    """Log one finished MLflow run under ``parent``; returns its id. The client API (not
+    ``mlflow.start_run``): a thread, a process or a Dask worker has no active run."""
+    from mlflow.entities import Metric, Param
+
+    client = _mlflow_client(tracking.tracking_uri())
+    run = client.create_run(parent["experiment_id"], run_name=name, tags={"mlflow.parentRunId": parent["run_id"]})
+    now = int(time.time() * 1000)
+    client.log_batch(run.info.run_id, metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+                     params=[Param(key, str(value)) for key, value in params.items()])
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def child_runs(parent_run_id: str) -> list:
+    """The MLflow runs logged under ``parent_run_id``."""
+    client = _mlflow_client(tracking.tracking_uri())
+    parent = client.get_run(parent_run_id)
+    return client.search_runs([parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                              max_results=1000)
+
+
+@functools.lru_cache(maxsize=None)
+def _mlflow_client(uri: str):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=uri)

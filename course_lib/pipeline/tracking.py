@@ -7,8 +7,6 @@ artifacts landed in ``./mlruns``; here both live under ``work/mlflow/`` so a lea
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 from datetime import datetime, timezone
 
@@ -89,49 +87,3 @@ def run_for_flow_run(flow_run_id, experiment: str = EXPERIMENT_NAME):
         return None
     runs = client.search_runs([found.experiment_id], filter_string=f"tags.prefect_flow_run_id = '{flow_run_id}'")
     return runs[0] if runs else None
-
-
-@contextlib.contextmanager
-def parent_run(name: str):
-    """An active MLflow run for a group of runs (a search); yields {"run_id", "experiment_id"}
-    for :func:`log_child_run`, which may run in other threads, processes or machines."""
-    import mlflow
-
-    setup_mlflow()
-    with mlflow.start_run(run_name=name) as run:
-        yield {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id}
-
-
-def child_runs(parent_run_id: str) -> list:
-    """The MLflow runs logged under ``parent_run_id``."""
-    client = _client(tracking_uri())
-    parent = client.get_run(parent_run_id)
-    return client.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=1000)
-
-
-def log_child_run(parent: dict, name: str, metrics: dict, params: dict) -> str:
-    """Log one finished MLflow run under ``parent`` ({"run_id", "experiment_id"}); returns its id.
-
-    The client API (not ``mlflow.start_run``) so that it works the same in a thread, a process or
-    a Dask worker that has no active run.
-    """
-    import time
-
-    from mlflow.entities import Metric, Param
-
-    client = _client(tracking_uri())
-    run = client.create_run(parent["experiment_id"], run_name=name,
-                            tags={"mlflow.parentRunId": parent["run_id"]})
-    now = int(time.time() * 1000)
-    client.log_batch(run.info.run_id, metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
-                     params=[Param(key, str(value)) for key, value in params.items()])
-    client.set_terminated(run.info.run_id)
-    return run.info.run_id
-
-
-@functools.lru_cache(maxsize=None)
-def _client(uri: str):
-    import mlflow
-
-    return mlflow.MlflowClient(tracking_uri=uri)
