@@ -181,6 +181,7 @@ class DaskCluster(_ManagedProcess):
             return self
         self.port = self._requested_port or free_port()
         self.dashboard_port = free_port()
+        self.workers = []  # a cluster started again gets new workers
         state = paths.subdir("dask") / f"{self.name}-{self.port}"
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
