@@ -131,14 +131,15 @@ def _dmatrix(X, y=None) -> xgb.DMatrix:
 
 
 def train_booster(X_train, y_train, X_val, y_val, mode: str = "fast", num_boost_round: int | None = None,
-                  verbose: bool = False, callbacks: list | None = None):
+                  verbose: bool = False, callbacks: list | None = None, params: dict | None = None):
     """The 2023 ``train_best_model`` without MLflow: ``(booster, rmse on the validation month)``.
 
     Early stopping (20 rounds) watches the validation month, as in 2023, and the
     RMSE is that of ``booster.predict`` (all trees), as in 2023. ``callbacks`` are
     xgboost ``TrainingCallback`` objects (the flow reports progress with one).
+    ``params`` override some of the mode's parameters (a hyperparameter search, lesson 08).
     """
-    params = xgb_params(mode)
+    params = {**xgb_params(mode), **(params or {})}
     rounds = _check_rounds(num_boost_round, mode)
     train = _dmatrix(X_train, y_train)
     valid = _dmatrix(X_val, y_val)

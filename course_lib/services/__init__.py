@@ -8,6 +8,7 @@ Every service here is a real operating-system process (never an in-process fake)
 * :class:`Worker` runs ``prefect worker start -p POOL -n NAME`` and waits until the
   server lists that worker as ONLINE.
 * :class:`S3Endpoint` runs ``moto_server`` (a local S3-compatible HTTP endpoint).
+* :class:`DaskCluster` runs ``dask scheduler`` and N ``dask worker`` processes (lesson 08).
 
 Each one is started in its own process group with SIGINT back to its default action,
 writes stdout and stderr to a log file under its state folder, is stopped as a whole
@@ -38,6 +39,7 @@ the fix.
 
 from course_lib.services.base import (HEADLESS_ENV, ServiceError, executable, free_port, http_status,
                                       port_is_free, redact, temporary_env, use_api)
+from course_lib.services.dask_cluster import DaskCluster, check_dask_scheduler, dask_address_from_env
 from course_lib.services.s3_endpoint import S3Endpoint, check_s3_endpoint
 from course_lib.services.server import PrefectServer, start_server, stop_server
 from course_lib.services.worker import ServedFlow, Worker, ensure_work_pool
@@ -48,4 +50,5 @@ __all__ = [
     "temporary_env", "use_api", "S3Endpoint", "check_s3_endpoint", "PrefectServer", "start_server",
     "stop_server", "ServedFlow", "Worker", "ensure_work_pool",
     "SmtpReceiver", "SmtpSettings", "WebhookReceiver", "smtp_settings",
+    "DaskCluster", "check_dask_scheduler", "dask_address_from_env",
 ]

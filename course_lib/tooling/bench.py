@@ -4,7 +4,7 @@ The machines the course runs on are small and shared, so absolute seconds are no
 figure is therefore a ratio or a difference of two measurements taken in the same run, next to
 the absolute medians. Nothing here is a test: it prints, and writes build/bench.json.
 
-    python -m course_lib.tooling.bench [--only training,overhead,imports,deployments,course,setup]
+    python -m course_lib.tooling.bench [--only training,overhead,imports,deployments,course,setup,scaleout]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from course_lib import paths
 
-SECTIONS = ("training", "overhead", "imports", "deployments", "course", "setup")
+SECTIONS = ("training", "overhead", "imports", "deployments", "course", "setup", "scaleout")
 RESULTS: list[dict] = []
 
 
@@ -188,6 +188,83 @@ def bench_setup() -> None:
         size = int(subprocess.run(["du", "-sm", str(venv)], capture_output=True, text=True).stdout.split()[0])
     record("fresh setup from the lock (no cache: downloads)", seconds, "s", "<= 120", seconds <= 120)
     record("environment size", size / 1024, "GB", "<= 1", size <= 1024)
+
+
+# ---------------------------------------------------------------- 7. scale-out (lesson 08)
+def bench_scaleout() -> None:
+    """The search on a 2-worker Dask cluster vs the same search sequential; Dask's overhead on a trivial map."""
+    from course_lib import services
+
+    source = _search_source()  # before the workers start: they inherit COURSE_DATA_DIR
+    own_server = None if os.environ.get("PREFECT_API_URL") else services.PrefectServer(name="bench-scaleout").start()
+    try:
+        with services.DaskCluster(n_workers=2, preload=["course_lib.pipeline.search"], name="bench") as cluster:
+            _bench_search_on_dask(cluster.address, source)
+            _bench_dask_overhead(cluster.address)
+    finally:
+        if own_server is not None:
+            own_server.stop()
+
+
+def _search_source() -> str:
+    from course_lib.ml import data
+
+    shared = paths.shared_data_dir()
+    if shared and (shared / data.month_filename(2023, 1)).exists():
+        os.environ.setdefault("COURSE_DATA_DIR", str(shared))
+        return "file"
+    return "synthetic"
+
+
+def _bench_search_on_dask(address: str, source: str) -> None:
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from course_lib.pipeline import search
+
+    sequential = search.hyperparameter_search.with_options(task_runner=ThreadPoolTaskRunner(max_workers=1))
+    on_dask = search.hyperparameter_search.with_options(task_runner=DaskTaskRunner(address=address))
+    for flow in (sequential, on_dask):  # warm: imports, MLflow store, the workers' first task
+        flow(grid=search.GRID[:2], source=source, num_boost_round=5)
+    sequential_s, sequential_result = timed(lambda: sequential(source=source), 2)
+    dask_s, dask_result = timed(lambda: on_dask(source=source), 2)
+    same = sequential_result["best"]["rmse"] == dask_result["best"]["rmse"]
+    record(f"search, {len(search.GRID)} configs x {search.SEARCH_ROUNDS} rounds: sequential", sequential_s, "s",
+           detail=f"{source} data")
+    record("search on Dask, 2 workers x 1 thread", dask_s, "s")
+    record("search speed-up (sequential / Dask 2 workers)", sequential_s / dask_s, "x", ">= 1.6",
+           sequential_s / dask_s >= 1.6)
+    record("best RMSE: Dask - sequential", dask_result["best"]["rmse"] - sequential_result["best"]["rmse"], "min",
+           "== 0", same, f"best {dask_result['best']['rmse']:.5f}")
+
+
+def _bench_dask_overhead(address: str) -> None:
+    from prefect import flow, task
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    @task
+    def identity(number: int) -> int:
+        return number
+
+    @flow
+    def trivial_map() -> list:
+        return identity.map(range(20)).result()
+
+    runners = {"thread runner": ThreadPoolTaskRunner(max_workers=2),
+               "Dask runner, existing cluster": DaskTaskRunner(address=address),
+               "Dask runner, new LocalCluster": DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1})}
+    seconds = {}
+    for name, runner in runners.items():
+        run = trivial_map.with_options(task_runner=runner)
+        run()  # warm
+        seconds[name], _ = timed(run, 3)
+        record(f"trivial 20-task map: {name}", seconds[name], "s")
+    threads = seconds["thread runner"]
+    record("Dask overhead per task (existing cluster - threads) / 20",
+           (seconds["Dask runner, existing cluster"] - threads) / 20 * 1000, "ms")
+    record("Dask / thread runner, trivial map (existing cluster)", seconds["Dask runner, existing cluster"] / threads, "x")
+    record("Dask / thread runner, trivial map (new LocalCluster)", seconds["Dask runner, new LocalCluster"] / threads, "x")
 
 
 def main(argv: list[str] | None = None) -> int:
