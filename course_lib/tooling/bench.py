@@ -4,7 +4,7 @@ The machines the course runs on are small and shared, so absolute seconds are no
 figure is therefore a ratio or a difference of two measurements taken in the same run, next to
 the absolute medians. Nothing here is a test: it prints, and writes build/bench.json.
 
-    python -m course_lib.tooling.bench [--only training,overhead,imports,deployments,course,setup]
+    python -m course_lib.tooling.bench [--only training,overhead,imports,deployments,latency,course,setup]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from course_lib import paths
 
-SECTIONS = ("training", "overhead", "imports", "deployments", "course", "setup")
+SECTIONS = ("training", "overhead", "imports", "deployments", "latency", "course", "setup")
 RESULTS: list[dict] = []
 
 
@@ -161,6 +161,125 @@ def bench_deployments() -> None:
     median = statistics.median(seconds)
     record("deployment trigger -> Completed (taxi_local_data)", median, "s", "<= 8", median <= 8,
            "runs: " + ", ".join(f"{s:.1f}" for s in seconds))
+
+
+# ---------------------------------------------------------------- 4b. deployment latency, part by part
+LATENCY_RUNS = 5
+LATENCY_TARGET_S = 5.0
+
+# One MLflow logging as train_best_model does it, in a fresh process (as in a flow run): the
+# seconds from `import mlflow` to the model logged, training excluded.
+_MLFLOW_PROBE = """
+import sys, time
+import numpy as np, xgboost as xgb
+from course_lib.pipeline import tracking
+booster = xgb.train({"max_depth": 2}, xgb.DMatrix(np.random.rand(50, 3), label=np.random.rand(50)), 2)
+start = time.perf_counter()
+import mlflow, mlflow.xgboost
+tracking.setup_mlflow()
+with mlflow.start_run():
+    mlflow.log_params({"max_depth": 2})
+    mlflow.log_metric("rmse", 1.0)
+    mlflow.log_artifact(__file__ if "__file__" in globals() else sys.executable, artifact_path="preprocessor")
+    mlflow.xgboost.log_model(booster, name="models_mlflow", pip_requirements=[f"xgboost-cpu=={xgb.__version__}"])
+print(time.perf_counter() - start)
+"""
+
+
+def _median_subprocess_seconds(code: str, repeats: int = 3) -> float:
+    """Median wall seconds of ``python -c code`` (a fresh process, as a flow run is)."""
+    return _command_seconds([sys.executable, "-c", code], repeats)
+
+
+def _probe_seconds(code: str, repeats: int = 3) -> float:
+    """Median of the number a fresh ``python -c code`` prints."""
+    values = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                             env={**os.environ, "PYTHONWARNINGS": "ignore"}).stdout
+        values.append(float(out.strip().splitlines()[-1]))
+    return statistics.median(values)
+
+
+def _run_parts(client, flow_run_id, triggered: float, seen: float) -> dict[str, float]:
+    """Seconds of each observable part of one deployment run, from the server's timestamps."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    states = {state.type.value: state.timestamp.timestamp() for state in client.read_flow_run_states(flow_run_id)}
+    tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+
+    def task_seconds(prefix: str) -> float:
+        return sum((t.end_time - t.start_time).total_seconds() for t in tasks
+                   if t.name.startswith(prefix) and t.start_time and t.end_time)
+
+    return {
+        "total": seen - triggered,
+        "poll": states["PENDING"] - triggered,
+        "pending_to_running": states["RUNNING"] - states["PENDING"],
+        "body": states["COMPLETED"] - states["RUNNING"],
+        "read_and_features": task_seconds("read_data") + task_seconds("add_features"),
+        "train_and_mlflow": task_seconds("train_best_model"),
+        "reports": task_seconds("publish_reports"),
+        "seen": seen - states["COMPLETED"],
+    }
+
+
+def bench_latency() -> None:
+    """`taxi_local_data` (prefect.yaml) run by a course worker: trigger -> Completed, part by part.
+
+    The parts come from the server's state timestamps (Scheduled -> Pending -> Running ->
+    Completed) and task runs; what happens inside Pending -> Running (a new process, `import
+    prefect`, the flow's module) and MLflow's share of the training task are measured in fresh
+    processes of their own, as a flow run starts them.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    from course_lib import services
+    from course_lib.ml import training
+    from course_lib.tooling import deployments
+
+    pool, deployment = deployments.LOCAL_POOL, f"main-flow/{deployments.LOCAL_DEPLOYMENT}"
+    services.ensure_work_pool(pool)
+    deployments.prefect_cli("deploy", "--name", deployments.LOCAL_DEPLOYMENT, cwd=paths.REPO_ROOT, show=False)
+    parameters = {"source": "synthetic", "num_boost_round": 10}
+    runs: list[dict[str, float]] = []
+    with services.Worker(pool) as worker, get_client(sync_client=True) as client:
+        for attempt in range(LATENCY_RUNS + 1):  # the first run warms the page cache, not counted
+            triggered = time.time()
+            flow_run = run_deployment(deployment, parameters=parameters, timeout=0, _sync=True)
+            state = deployments.wait_for_flow_run(flow_run.id, poll_seconds=0.1)
+            seen = time.time()
+            assert state == "Completed", state
+            if attempt:
+                runs.append(_run_parts(client, flow_run.id, triggered, seen))
+        query_seconds = worker.query_seconds
+
+    def median(key: str) -> float:
+        return statistics.median(run[key] for run in runs)
+
+    engine_s = _median_subprocess_seconds("import prefect.engine")
+    flow_module_s = max(0.0, _median_subprocess_seconds("import prefect.engine, course_lib.pipeline.flows") - engine_s)
+    mlflow_s = _probe_seconds(_MLFLOW_PROBE)
+    setup_s = max(0.0, median("pending_to_running") - engine_s - flow_module_s)
+    body_other = max(0.0, median("body") - median("read_and_features") - median("train_and_mlflow") - median("reports"))
+    total = median("total")
+    record("latency: waiting for the worker's poll", median("poll"), "s", f"<= {query_seconds:g}",
+           median("poll") <= query_seconds + 0.5,
+           f"floor: the worker asks every {query_seconds:g} s (PREFECT_WORKER_QUERY_SECONDS), ~half of it on average")
+    record("latency: process start + import prefect", engine_s, "s", detail="floor: Prefect's own import, "
+           "paid by every flow run process")
+    record("latency: importing the flow's module", flow_module_s, "s",
+           detail="pandas + xgboost (which imports scikit-learn) + course_lib: what the run uses")
+    record("latency: engine setup (pull step, API calls)", setup_s, "s", detail="Pending -> Running, minus the two above")
+    record("latency: flow body: read data + features", median("read_and_features"), "s")
+    record("latency: flow body: training + MLflow logging", median("train_and_mlflow"), "s",
+           detail=f"of which MLflow logging ~{mlflow_s:.2f} s (import mlflow, log params/metric/artifact/model)")
+    record("latency: flow body: reports (artifacts)", median("reports"), "s")
+    record("latency: flow body: other (flow engine, results)", body_other, "s")
+    record("latency: Completed -> seen by the caller", median("seen"), "s", detail="the caller polls every 0.1 s")
+    record("deployment trigger -> Completed (taxi_local_data, median)", total, "s", f"<= {LATENCY_TARGET_S:g}",
+           total <= LATENCY_TARGET_S, f"{len(runs)} runs: " + ", ".join(f"{run['total']:.1f}" for run in runs))
 
 
 # ---------------------------------------------------------------- 5. course and setup
