@@ -3,9 +3,19 @@
 ONE real Prefect server serves the whole session: library tests that need it ask for the
 `prefect_server` fixture, and before the first notebook cell runs it is started and exported
 as PREFECT_API_URL, so every notebook's kernel inherits it and reuses it.
+
+At session end, after that server is stopped, no service of the course started by this session
+may still run (a worker, an S3 endpoint, a served flow, a dask scheduler or worker, a second
+Prefect server...): every process started from this session inherits COURSE_TEST_SESSION, so
+they are found by that mark in /proc/PID/environ. Any found is listed, stopped, and the session
+fails.
 """
 
 import os
+import signal
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +24,9 @@ ROOT = Path(__file__).resolve().parent
 # Tests write into their own working folder, never into the learner's work/.
 os.environ.setdefault("COURSE_WORKDIR", str(ROOT / "build" / "test-work"))
 os.environ.setdefault("COURSE_PREFECT_UI", "0")  # the server starts ~20 s sooner without the UI
+# Unique per session (a nested pytest run gets its own), inherited by every process it starts.
+SESSION_MARK = "COURSE_TEST_SESSION"
+os.environ[SESSION_MARK] = uuid.uuid4().hex
 
 _session_server = None
 
@@ -44,6 +57,90 @@ def pytest_runtest_setup(item):
         session_server()
 
 
+# -- leaked services ------------------------------------------------------------------------
+# What a course service looks like on a command line (see course_lib/services and the lessons).
+SERVICE_PATTERNS = {
+    "Prefect server": ("prefect server start",),
+    "Prefect worker": ("prefect worker start",),
+    "S3 endpoint (moto_server)": ("moto_server",),
+    "served flow": (".serve(",),
+    "flow run": ("prefect.engine", "prefect flow-run execute"),
+    "dask scheduler/worker": ("dask", "distributed", "multiprocessing.spawn", "multiprocessing.forkserver"),
+}
+
+
+def _read_proc(pid: str, name: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as fh:
+            return fh.read()
+    except OSError:  # gone, or not ours
+        return b""
+
+
+def service_kind(command_line: str) -> str | None:
+    """Which course service ``command_line`` runs, or None."""
+    for kind, needles in SERVICE_PATTERNS.items():
+        if any(needle in command_line for needle in needles):
+            return kind
+    return None
+
+
+def leaked_services(mark: str | None = None) -> list[tuple[int, str, str]]:
+    """``(pid, kind, command line)`` of every live course service carrying this session's mark."""
+    mark = (mark or os.environ[SESSION_MARK]).encode()
+    wanted = f"{SESSION_MARK}=".encode() + mark
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        if wanted not in _read_proc(entry, "environ").split(b"\0"):
+            continue
+        status = _read_proc(entry, "stat").decode(errors="replace")
+        if ") Z" in status:  # a zombie is dead, only not reaped yet
+            continue
+        command = _read_proc(entry, "cmdline").replace(b"\0", b" ").decode(errors="replace").strip()
+        kind = service_kind(command)
+        if kind is not None:
+            found.append((int(entry), kind, command))
+    return found
+
+
+def _stop(pids: list[int]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") and ") Z" not in
+                                                  _read_proc(str(pid), "stat").decode(errors="replace")
+                                                  for pid in pids):
+            time.sleep(0.1)
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _session_server is not None:
         _session_server.stop()
+    if not sys.platform.startswith("linux"):
+        return
+    # A service stopping as the session ends gets a few seconds to finish exiting.
+    deadline = time.monotonic() + 5
+    leaked = leaked_services()
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.25)
+        leaked = leaked_services()
+    if not leaked:
+        return
+    lines = [f"  pid {pid}: {kind}: {command[:200]}" for pid, kind, command in leaked]
+    message = ("LEAKED SERVICES: these course processes started by this test session were still running "
+               "at its end (now stopped); the lesson or test that started them must stop them:\n"
+               + "\n".join(lines))
+    _stop([pid for pid, _, _ in leaked])
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        reporter.write_line(message, red=True, bold=True)
+    else:
+        print(message, file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -61,9 +61,9 @@ def _notebook(stub, solution):
 
 def test_both_ways_inserts_the_unsolved_and_solved_runs_after_the_check():
     cells = checks.both_ways(_notebook("answer = 0  # TODO", "answer = 42"))["cells"]
-    assert [c["metadata"].get("tags") for c in cells[4:]] == [["injected"], ["injected"]]
-    assert "expect_last(passed=False)" in cells[4]["source"]
-    assert cells[5]["source"].startswith("answer = 42\n") and "expect_last(passed=True)" in cells[5]["source"]
+    assert [c["metadata"].get("tags") for c in cells[2:6]] == [["check"], ["injected"], ["injected"], ["solution"]]
+    assert "expect_last(passed=False)" in cells[3]["source"]
+    assert cells[4]["source"].startswith("answer = 42\n") and "expect_last(passed=True)" in cells[4]["source"]
 
 
 def test_an_incomplete_exercise_is_refused():

@@ -1,5 +1,14 @@
-"""The course runner: notebook discovery, quick parameters, the summary table, error reporting."""
+"""The course runner: notebook discovery, quick parameters, the summary table, error reporting,
+and ``python -m course_lib.tooling.runner run`` end to end on a failing and a passing notebook."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
@@ -20,10 +29,19 @@ def test_unknown_notebook_names_the_lessons():
         runner.course_notebooks(["99_nothing"])
 
 
-def test_prepare_injects_parameters_without_executing(tmp_path):
-    import json
+def test_quick_parameters_are_each_declared_by_some_notebook():
+    """No dead quick parameter: each name is one that at least one lesson's parameters cell declares."""
+    declared = set().union(*(runner.declared_parameters(nb) for nb in runner.course_notebooks()))
+    unused = set(runner.QUICK_PARAMETERS) - declared
+    assert not unused, f"QUICK_PARAMETERS {sorted(unused)} are declared by no notebook: drop them"
 
+
+def test_prepare_injects_parameters_without_executing(tmp_path):
+    # a stale copy (a lesson since removed or renamed) and a stale file inside the folder
+    (tmp_path / "98_removed_lesson.ipynb").write_text("{}")
+    (tmp_path / "01_ml_pipeline.ipynb").write_text("{}")
     written = runner.prepare(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)  # cleared first
     assert [path.name for path in written] == [path.name for path in runner.course_notebooks()]
     cells = json.loads((tmp_path / "01_ml_pipeline.ipynb").read_text())["cells"]
     injected = [c for c in cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
@@ -44,8 +62,6 @@ def test_table_and_failing_cell_error():
 
 
 def test_every_checked_cell_has_a_recorded_output_and_prepare_fills_it(tmp_path):
-    import json
-
     expected = json.loads(runner.EXPECTED_OUTPUTS.read_text())
     marked = {nb.name: [cell["id"] for cell in runner.checked_cells(json.loads(nb.read_text()))]
               for nb in runner.notebooks_with_checked_cells()}
@@ -77,3 +93,68 @@ def test_nbval_compares_a_checked_cell_with_its_expected_output(tmp_path, printe
                              "--nbval-current-env", "--rootdir", str(tmp_path), str(tmp_path / "checked.ipynb")],
                             capture_output=True, text=True, cwd=tmp_path)
     assert (result.returncode == 0) is passes, result.stdout[-2000:]
+
+
+# -- python -m course_lib.tooling.runner run, end to end --------------------------------------
+def _notebook(path, *sources):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in sources])
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(notebook, path)
+
+
+def _processes_with(marker: bytes) -> list[str]:
+    """Command lines of live processes (not zombies) whose environment contains ``marker``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                environ = fh.read().split(b"\0")
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                zombie = b") Z" in fh.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                command = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in environ and not zombie:
+            found.append(f"{pid}: {command}")
+    return found
+
+
+def test_run_reports_a_failing_notebook_runs_the_next_and_leaves_no_process(tmp_path):
+    lessons = tmp_path / "lessons"
+    lessons.mkdir()
+    _notebook(lessons / "01_fails.ipynb", "x = 41", "raise ValueError(f'boom number {x + 1}')", "print('never')")
+    _notebook(lessons / "02_passes.ipynb", "from pathlib import Path\nPath('02_ran.txt').write_text('yes')")
+    work, out = tmp_path / "work", tmp_path / "executed"
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING", "COURSE_PREFECT_PORT")}
+    env.update(COURSE_WORKDIR=str(work), COURSE_PREFECT_UI="0")
+
+    proc = subprocess.run([sys.executable, "-m", "course_lib.tooling.runner", "run", "--notebook-dir", str(lessons),
+                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+
+    assert proc.returncode == 1, output
+    table = proc.stdout[proc.stdout.index("notebook  "):]
+    rows = {line.split()[0]: line.split()[1] for line in table.splitlines()[2:4]}
+    assert rows == {"01_fails.ipynb": "FAILED", "02_passes.ipynb": "ok"}, table
+    # the failing cell's error: its index, the exception, the cell's source, where the executed copy is
+    assert f"01_fails.ipynb failed ({out / '01_fails.ipynb'})" in proc.stdout
+    assert "cell 1 raised ValueError: boom number 42" in proc.stdout
+    assert "raise ValueError(f'boom number {x + 1}')" in proc.stdout
+    assert "02_passes.ipynb failed" not in proc.stdout
+    assert (lessons / "02_ran.txt").read_text() == "yes"  # the next notebook did run, in its folder
+    executed = nbformat.read(out / "02_passes.ipynb", as_version=4)
+    assert executed.cells[0].execution_count == 1
+    # nothing left behind: no kernel, no Prefect server (started by the runner in this COURSE_WORKDIR)
+    marker = f"COURSE_WORKDIR={work}".encode()
+    deadline = time.monotonic() + 10
+    while (left := _processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for line in left:  # clean up what the runner leaked before failing
+        try:
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert left == []
+    assert "Prefect server ready" in proc.stdout  # the runner started (and so had to stop) its own server

@@ -8,8 +8,14 @@ shared server and checks that nothing is left behind.
 from __future__ import annotations
 
 import base64
+import http.server
 import os
+import re
 import socket
+import subprocess
+import sys
+import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +24,7 @@ import uuid
 import pytest
 
 from course_lib import services
+from course_lib.services.base import _refresh_prefect_settings
 from course_lib.services import (
     PrefectServer,
     S3Endpoint,
@@ -32,6 +39,7 @@ from course_lib.services import (
 )
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _group_gone(pgid: int, wait: float = 5.0) -> bool:
@@ -75,10 +83,10 @@ def course_env(tmp_path_factory):
     mp.setenv("PREFECT_HOME", str(work / "client-home"))
     for key in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING", "PREFECT_API_KEY", "COURSE_PREFECT_PORT"):
         mp.delenv(key, raising=False)
-    services._refresh_prefect_settings()
+    _refresh_prefect_settings()
     yield work
     mp.undo()
-    services._refresh_prefect_settings()
+    _refresh_prefect_settings()
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +102,7 @@ def env(monkeypatch):
     """Function-scoped env changes; Prefect's settings are refreshed after they are undone."""
     yield monkeypatch
     monkeypatch.undo()
-    services._refresh_prefect_settings()
+    _refresh_prefect_settings()
 
 
 # ----------------------------------------------------------------- shared server
@@ -259,6 +267,131 @@ def test_auth_server_and_failure_inside_with_block(env, server):
     assert secret.split(":")[1] not in log_text
     # the shared server was not touched
     assert server.healthy()
+
+
+# ----------------------------------------------------------------- start_server() and the learner port
+# start_server() prefers LEARNER_PORT (4200); the tests move it to a free port so they never
+# touch a real server on 4200.
+
+
+def _fresh_kernel(env):
+    """As in a new notebook kernel: no server started in this process, PREFECT_API_URL unset."""
+    env.setattr(services.server, "_SERVER", None)
+    for key in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING", "COURSE_PREFECT_PORT"):
+        env.delenv(key, raising=False)
+    _refresh_prefect_settings()
+
+
+def _prefect_cli(args, child_env):
+    """A child process, as a `!prefect ...` cell or a service runs it."""
+    return subprocess.run([services.executable("prefect"), *args], env=child_env, capture_output=True, text=True,
+                          timeout=120)
+
+
+class _NotPrefect(http.server.BaseHTTPRequestHandler):
+    """Something else on the learner port: answers 404 to everything."""
+
+    def do_GET(self):  # noqa: N802
+        self.send_error(404)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_start_server_reuses_a_course_server_on_the_learner_port(env, server, capsys):
+    env.setattr(services.server, "LEARNER_PORT", server.port)
+    _fresh_kernel(env)
+    found = start_server()
+    assert found.reused and not found.running  # no process of its own
+    assert found.api_url == server.api_url == os.environ["PREFECT_API_URL"]
+    assert f"Reusing the Prefect server at {server.api_url}" in capsys.readouterr().out
+    assert start_server() is found
+    stop_server()
+    assert server.healthy()  # a reused server is left running
+
+
+def test_start_server_falls_back_to_a_free_port_and_a_reused_auth_server_passes_its_auth(env, server):
+    holder = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotPrefect)
+    threading.Thread(target=holder.serve_forever, daemon=True).start()
+    held = holder.server_address[1]
+    env.setattr(services.server, "LEARNER_PORT", held)
+    _fresh_kernel(env)
+    secret = f"course:{uuid.uuid4().hex}"
+    try:
+        owner = start_server(auth_string=secret)
+    finally:
+        holder.shutdown()
+        holder.server_close()
+    try:
+        # something else holds the learner port: a new server on a free port, not a reuse
+        assert not owner.reused and owner.running and owner.port not in (held, server.port)
+        assert os.environ["PREFECT_API_URL"] == owner.api_url == f"http://127.0.0.1:{owner.port}/api"
+
+        # a second kernel finds this password-protected course server on the learner port
+        env.setattr(services.server, "LEARNER_PORT", owner.port)
+        _fresh_kernel(env)
+        no_auth = dict(os.environ)
+        refused = _prefect_cli(["work-pool", "ls"], {**no_auth, "PREFECT_API_URL": owner.api_url})
+        assert refused.returncode != 0 and "401" in refused.stdout + refused.stderr  # the API needs the auth
+
+        # (a) the auth comes from the environment (PREFECT_API_AUTH_STRING, as a key should)
+        env.setenv("PREFECT_API_AUTH_STRING", secret)
+        reused = start_server()
+        assert reused.reused and reused.api_url == owner.api_url
+        assert reused.env()["PREFECT_API_AUTH_STRING"] == secret  # what Worker / S3 helpers pass on
+        for child_env in (dict(os.environ), {**no_auth, **reused.env()}):  # a `!prefect` cell; a service
+            listed = _prefect_cli(["work-pool", "ls"], child_env)
+            assert listed.returncode == 0, listed.stdout + listed.stderr
+        stop_server()
+        assert owner.healthy()
+
+        # (b) the auth is passed to start_server(): children inherit it all the same
+        _fresh_kernel(env)
+        reused = start_server(auth_string=secret)
+        assert reused.reused and reused.env()["PREFECT_API_AUTH_STRING"] == secret
+        assert os.environ.get("PREFECT_API_AUTH_STRING") == secret
+        listed = _prefect_cli(["work-pool", "ls"], dict(os.environ))
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        stop_server()
+        assert "PREFECT_API_AUTH_STRING" not in os.environ  # restored by stop
+        assert owner.healthy()
+    finally:
+        owner.stop()
+    assert not owner.running
+
+
+# ----------------------------------------------------------------- leaks at session end (conftest.py)
+
+
+@pytest.mark.parametrize("stops_it", [False, True])
+def test_session_end_fails_on_a_leaked_course_service(tmp_path, stops_it):
+    """A nested pytest session whose test starts a process that looks like moto_server."""
+    (tmp_path / "test_leak.py").write_text(textwrap.dedent(f"""
+        import subprocess, sys
+        def test_starts_a_service():
+            service = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "moto_server"],
+                                       start_new_session=True)
+            print("service pid", service.pid)
+            if {stops_it}:
+                service.kill()
+                service.wait()
+    """))
+    # -p conftest: the repository's conftest.py (importable from cwd) is this session's plugin
+    result = subprocess.run([sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider", "-p", "conftest",
+                             "--rootdir", str(tmp_path), str(tmp_path / "test_leak.py")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    pid = int(re.search(r"service pid (\d+)", result.stdout)[1])
+    if stops_it:
+        assert result.returncode == 0 and "LEAKED" not in result.stdout, result.stdout[-2000:]
+        return
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "LEAKED SERVICES" in result.stdout
+    assert re.search(rf"pid {pid}: S3 endpoint \(moto_server\): .*moto_server", result.stdout)
+    assert "1 passed" in result.stdout  # the test itself passed: the session end failed it
+    deadline = time.monotonic() + 10
+    while not _pid_gone(pid) and time.monotonic() < deadline:  # stopped by the check, then reaped
+        time.sleep(0.1)
+    assert _pid_gone(pid)
 
 
 # ----------------------------------------------------------------- S3

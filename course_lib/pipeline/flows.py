@@ -1,11 +1,17 @@
 """The 2023 course's ``orchestrate.py``, on Prefect 3.9.
 
-Same tasks, same flow, same MLflow tracking; what changed since Prefect 2.10:
+Same tasks, same flow, same MLflow tracking; what changed since Prefect 2.10, and why the
+decorators below say what they say:
 
-* Prefect 3 caches task results by default (key = task source + flow run id + inputs).
-  Hashing DataFrames and sparse matrices is slow or fails, the run id in the key means the
-  cache never helps across runs here, and training has side effects (MLflow runs, model
-  files). So every pipeline task says ``cache_policy=NO_CACHE`` on purpose.
+* Names: each task has a readable ``name=`` (what the UI lists) and a ``task_run_name=``
+  template filled from its arguments, so a run shows ``read-2023-01`` instead of ``read_data-0``.
+* Caching: in Prefect 3.9 a task is served from the cache only when its result is persisted.
+  By default nothing is persisted, so a task runs every time it is called. ``main_flow`` sets
+  ``persist_result=True`` (a run executed by a worker in another process still hands its RMSE
+  back), and that turns persistence, and with it the default cache (key = task source + flow
+  run id + inputs), on for its tasks too. Hashing DataFrames and sparse matrices is slow, the
+  run id in the key means the cache never helps across runs, and training has side effects
+  (MLflow runs, model files): so every pipeline task says ``cache_policy=NO_CACHE``.
 * ``mean_squared_error(squared=False)`` is ``root_mean_squared_error`` (inside ``training``).
 * Retries are for transient failures: a :class:`~course_lib.ml.data.DataError` (a bad month,
   a corrupt file) is not retried, so a learner sees the clear error at once.
@@ -14,7 +20,7 @@ Same tasks, same flow, same MLflow tracking; what changed since Prefect 2.10:
 from __future__ import annotations
 
 import pandas as pd
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from course_lib.ml import data, features, training
@@ -40,20 +46,21 @@ def retry_unless(*permanent: type[Exception]):
     return should_retry
 
 
-@task(retries=3, retry_delay_seconds=2, retry_condition_fn=retry_unless(data.DataError),
+@task(name="Read a month of trips", task_run_name="read-{month_or_path}",
+      retries=3, retry_delay_seconds=2, retry_condition_fn=retry_unless(data.DataError),
       cache_policy=NO_CACHE)
 def read_data(month_or_path: str, source: str = "auto") -> pd.DataFrame:
     """Load one month ("2023-01" or a parquet path) and keep the 1-60 minute trips."""
     return features.prepare_trips(data.load_month(month_or_path, source=source))
 
 
-@task(cache_policy=NO_CACHE)
+@task(name="Build features", task_run_name="features-{mode}", cache_policy=NO_CACHE)
 def add_features(df_train: pd.DataFrame, df_val: pd.DataFrame, mode: str = "fast"):
     """Fit the preprocessor on the training month; returns X_train, X_val, y_train, y_val, preprocessor."""
     return training.build_features(df_train, df_val, mode=mode)
 
 
-@task(log_prints=True, cache_policy=NO_CACHE)
+@task(name="Train xgboost", task_run_name="train-{mode}", log_prints=True, cache_policy=NO_CACHE)
 def train_best_model(X_train, X_val, y_train, y_val, preprocessor, mode: str = "fast",
                      num_boost_round: int | None = None, tags: dict | None = None) -> tuple[float, str]:
     """Train xgboost, log params, RMSE, preprocessor and model to MLflow; return (RMSE, MLflow run id).
@@ -80,7 +87,7 @@ def train_best_model(X_train, X_val, y_train, y_val, preprocessor, mode: str = "
     return rmse, run.info.run_id
 
 
-@task(cache_policy=NO_CACHE)
+@task(name="Publish reports", task_run_name="report-{report_key}", cache_policy=NO_CACHE)
 def publish_reports(train_path: str, val_path: str, source: str, mode: str, rmse: float, n_train: int,
                     n_val: int, mlflow_run_id: str, report_key: str = reports.REPORT_KEY) -> None:
     """The markdown report and the RMSE-history table, attached to this flow run as artifacts."""
@@ -109,11 +116,14 @@ def main_flow(train_path: str = "2023-01", val_path: str = "2023-02", source: st
     ``train_path``/``val_path`` take a month ("2023-01") or a parquet path, as the 2023 code did.
     """
     reports.check_key(report_key)  # a bad key fails here, before any data is read or model trained
+    logger = get_run_logger()  # this flow run's logger: its lines are stored with the run, shown in the UI
     df_train = read_data(train_path, source=source)
     df_val = read_data(val_path, source=source)
     X_train, X_val, y_train, y_val, preprocessor = add_features(df_train, df_val, mode=mode)
     rmse, mlflow_run_id = train_best_model(X_train, X_val, y_train, y_val, preprocessor, mode=mode,
                                            num_boost_round=num_boost_round, tags=flow_run_tags())
-    publish_reports(train_path, val_path, training.source_of(df_train, df_val), mode, rmse, len(df_train), len(df_val), mlflow_run_id,
-                    report_key=report_key)
+    logger.info("trained on %s (%d trips), validated on %s (%d trips): RMSE %.5f min",
+                train_path, len(df_train), val_path, len(df_val), rmse)
+    publish_reports(train_path, val_path, training.source_of(df_train, df_val), mode, rmse, len(df_train),
+                    len(df_val), mlflow_run_id, report_key=report_key)
     return rmse

@@ -19,7 +19,7 @@ folder ``prefect deploy`` runs in, so :func:`deploy` runs it in the working clon
 ``--prefect-file``.
 
 Which repository the deployment clones is the Prefect Variable ``taxi_flow_repository``
-(set by :func:`configure_deployment_source`): the local bare repository by default, or your
+(lesson 05 sets it with ``Variable.set``): the local bare repository by default, or your
 own URL. A private repository's token goes into the Secret block ``taxi-git-token``; the
 committed ``prefect.yaml`` only references it (``{{ prefect.blocks.secret.taxi-git-token }}``),
 so the token is resolved by the run itself and appears neither in the file nor in the logs.
@@ -53,11 +53,9 @@ __all__ = [
     "TOKEN_BLOCK",
     "PREFECT_YAML",
     "S3_DEPLOYMENT",
-    "configure_deployment_source",
     "deploy",
     "explain_deploy_failure",
     "run_deployment",
-    "DeploymentRun",
 ]
 
 #: The entrypoint file inside the flow repository, and the deployment's entrypoint.
@@ -229,26 +227,6 @@ def create_flow_repo(folder: Path | str | None = None, message: str = "taxi_s3_d
 # --------------------------------------------------------------------------- deployments
 
 
-def configure_deployment_source(repository: str, access_token: str | None = None) -> str:
-    """Point ``taxi_s3_data`` at ``repository``: the Variable and the (maybe empty) token Secret.
-
-    Returns a description that never contains the token.
-    """
-    from prefect.blocks.system import Secret
-    from prefect.variables import Variable
-
-    if not repository or not re.match(r"^(https://|http://|file://|ssh://|git@)", repository):
-        raise GitSourceError(
-            f"{repository!r} is not a git repository URL. Fix: pass e.g. "
-            "'https://github.com/you/taxi-flows.git', or leave it None to use the lesson's local repository.")
-    Variable.set(REPOSITORY_VARIABLE, repository, overwrite=True, _sync=True)
-    # The committed prefect.yaml always references the Secret block, so it must exist;
-    # an empty value means "no token" (a public or local repository).
-    Secret(value=access_token or "").save(TOKEN_BLOCK, overwrite=True, _sync=True)
-    token_note = f"token in Secret block {TOKEN_BLOCK!r}" if access_token else "no token needed"
-    return f"taxi_s3_data clones {repository} (branch {BRANCH}; {token_note})"
-
-
 _ENTRYPOINT_PROBLEMS = re.compile(
     r"(No such file or directory|FileNotFoundError|ScriptError|does not point to a python file|"
     r"could not be found|not found in|has no attribute|Failed to load|ModuleNotFoundError)", re.IGNORECASE)
@@ -269,7 +247,7 @@ def explain_deploy_failure(output: str, cwd: Path | str, prefect_file: Path | st
         return (f"`prefect deploy` failed: {prefect_file} references {names}, and that block does not exist on "
                 f"the Prefect server ({os.environ.get('PREFECT_API_URL', 'PREFECT_API_URL is not set')}).\n"
                 f"Fix: create it first - for the Secret block {TOKEN_BLOCK!r}: "
-                "course_lib.services.gitsource.configure_deployment_source(repository_url, access_token=None) "
+                f"Secret(value=\"\").save({TOKEN_BLOCK!r}) (empty: no token needed), as lesson 05 does "
                 f"(or `prefect block create secret`).\n--- prefect deploy said ---\n{tail}")
     if "work pool" in output.lower() and "does not exist" in output.lower():
         return (f"`prefect deploy` failed: the work pool in {prefect_file} does not exist on the server.\n"
@@ -309,34 +287,20 @@ def deploy(cwd: Path | str, *names: str, prefect_file: Path | str = PREFECT_YAML
     return result
 
 
-@dataclass
-class DeploymentRun:
-    """One finished run of a deployment: its id, final state and log messages."""
-
-    flow_run_id: str
-    state: str
-    logs: list[str]
-
-    def printed(self, needle: str) -> bool:
-        """True if a log message contains ``needle``."""
-        return any(needle in line for line in self.logs)
-
-
 def run_deployment(deployment: str = f"main-flow-s3/{S3_DEPLOYMENT}", parameters: dict | None = None,
-                   timeout: float = 300, late_after: float = 60, show: bool = True) -> DeploymentRun:
+                   timeout: float = 300, late_after: float = 60, show: bool = True):
     """``prefect deployment run DEPLOYMENT --params JSON``, wait until it finishes, read its logs.
 
-    Raises ``DeploymentError`` if no worker picks it up (after ``late_after`` s) or it times out;
-    a Failed/Crashed run is returned (check ``.state``) with its logs.
+    Returns a :class:`course_lib.tooling.deployments.DeploymentRun`. Raises ``DeploymentError``
+    if no worker picks it up (after ``late_after`` s) or it times out; a Failed/Crashed run is
+    returned (check ``.state``) with its logs.
     """
     import json
 
-    from course_lib.tooling import deployments, runs
+    from course_lib.tooling import deployments
 
     args = ["deployment", "run", deployment]
     if parameters:
         args += ["--params", json.dumps(parameters)]
     result = deployments.prefect_cli(*args, show=show)
-    flow_run_id = deployments.flow_run_id_from_output(result.stdout)
-    state = deployments.wait_for_flow_run(flow_run_id, timeout=timeout, late_after=late_after)
-    return DeploymentRun(str(flow_run_id), state, runs.flow_run_logs(flow_run_id))
+    return deployments.follow(result.stdout, timeout=timeout, late_after=late_after)

@@ -15,14 +15,17 @@ Where the bucket lives:
 :func:`choose_target` decides and says which one is in use; no function here prints or
 returns a secret (keys are shown as ``AKIA…1234`` at most).
 
-Blocks: :func:`save_blocks` saves ``AwsCredentials`` (the secret key is a ``SecretStr``: the
-API, the UI, the CLI and ``repr`` show it masked) and ``S3Bucket`` (bucket name + a reference
-to the credentials block), both with ``overwrite=True``. :func:`load_bucket` loads the bucket
-block by name and lists the existing names when it does not exist.
+Blocks: lesson 05 builds ``AwsCredentials(...)`` and ``S3Bucket(...)`` in its own cells and
+the flow (``course_lib.pipeline.flows_s3``) calls ``S3Bucket.load`` and
+``download_folder_to_path`` itself. What is here serves the tests and the picture scripts:
+:func:`save_blocks` saves both blocks from a target (``overwrite=True``), :func:`load_bucket`
+loads one by name and lists the existing names when it does not exist
+(:func:`missing_block_message`, also used by the flow).
 
 The prefix pitfall: ``S3Bucket.download_folder_to_path("data")`` lists every key starting
 with ``data`` (also ``data2/...``) and then fails on them with ``ValueError ... is not in the
-subpath``. :func:`download_folder` lists ``"data/"`` (with the slash), so only keys under it.
+subpath``; ``"data/"`` (with the slash) lists only keys under it. :func:`download_folder`
+does the same with the block's boto3 client, callable from a notebook cell without ``await``.
 
 Functions here call prefect-aws with ``_sync=True``: they behave the same in a script, in a
 flow and in a notebook cell (where the bare methods return coroutines).
@@ -46,6 +49,8 @@ __all__ = [
     "BucketMissingError",
     "S3EndpointDownError",
     "S3CredentialsError",
+    "MonthMissingError",
+    "missing_block_message",
     "S3Target",
     "choose_target",
     "ensure_bucket",
@@ -106,6 +111,10 @@ class S3EndpointDownError(S3Error):
 
 class S3CredentialsError(S3Error):
     """The endpoint refused the credentials (or there are none)."""
+
+
+class MonthMissingError(S3Error):
+    """A month the flow needs is not in the bucket's data folder."""
 
 
 def mask(value: str | None) -> str:
@@ -329,8 +338,20 @@ def bucket_block_names() -> list[str]:
     return sorted(doc.name for doc in documents if doc.name and not doc.is_anonymous)
 
 
+def missing_block_message(name: str) -> str:
+    """What to say when no S3Bucket block is called ``name``: the names that exist, and the fix."""
+    try:
+        existing = bucket_block_names()
+    except Exception:  # the listing is a hint only
+        existing = []
+    listed = ", ".join(repr(n) for n in existing) if existing else "none yet"
+    return (f"There is no S3Bucket block named {name!r} on the Prefect server (existing S3Bucket blocks: {listed}). "
+            "Fix: pass one of those names, or save one first: S3Bucket(bucket_name=..., credentials=...).save(name) "
+            "(in the UI: Blocks > + > S3 Bucket).")
+
+
 def load_bucket(name: str = BUCKET_BLOCK):
-    """Load the ``S3Bucket`` block ``name``; a missing name lists the existing ones."""
+    """Load the ``S3Bucket`` block ``name`` (also inside a notebook cell); a missing name lists the existing ones."""
     from prefect_aws import S3Bucket
 
     try:
@@ -338,15 +359,7 @@ def load_bucket(name: str = BUCKET_BLOCK):
     except ValueError as exc:
         if "Unable to find block document" not in str(exc) and "not found" not in str(exc).lower():
             raise
-        try:
-            existing = bucket_block_names()
-        except Exception:  # the listing is a hint only
-            existing = []
-        listed = ", ".join(repr(n) for n in existing) if existing else "none yet"
-        raise BlockNotFoundError(
-            f"There is no S3Bucket block named {name!r} on the Prefect server (existing S3Bucket blocks: {listed}). "
-            "Fix: pass one of those names, or create it with course_lib.services.s3.save_blocks(target) "
-            "(in the UI: Blocks > + > S3 Bucket).") from None
+        raise BlockNotFoundError(missing_block_message(name)) from None
 
 
 def _bucket_and_endpoint(bucket) -> tuple[str, str | None]:

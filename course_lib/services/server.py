@@ -308,6 +308,9 @@ class PrefectServer(_ManagedProcess):
         self.reused = True
         self.started = True
         self.reuse_reason = found
+        if self.export and self.auth_string:  # child processes (`!prefect` cells, workers) need the auth too
+            self._saved_env = _set_env({"PREFECT_API_AUTH_STRING": self.auth_string})
+            _refresh_prefect_settings()
         print(f"Reusing the Prefect server at {api_url} ({found}); stop() will leave it running.")
         return self
 
@@ -351,6 +354,10 @@ class PrefectServer(_ManagedProcess):
             self.started = False
             self.reused = False
             self._api_url = None
+            if self._saved_env is not None:
+                _set_env(self._saved_env)
+                self._saved_env = None
+                _refresh_prefect_settings()
             return
         if self.running and not self._exiting:
             _drain_prefect_clients()

@@ -6,6 +6,7 @@ import os
 import sys
 import time
 import uuid
+from pathlib import Path
 
 from course_lib import paths
 from course_lib.services.base import (
@@ -184,24 +185,58 @@ class Worker(_ManagedProcess):
 
 
 class ServedFlow(_ManagedProcess):
-    """A real process running ``flow.serve(name=...)``: a deployment without pool or worker.
+    """A real process serving a flow (``flow.serve(name=...)``): a deployment without pool or worker.
 
-    ``ServedFlow("course_lib.flows:main_flow", "taxi-served")`` imports the flow, registers the
-    deployment ``<flow-name>/<name>`` with the server in ``PREFECT_API_URL`` and executes its
-    runs itself, polling every ``poll_seconds`` (Prefect's default is 10 s).
+    Two forms:
+
+    * ``ServedFlow("serve_taxi.py", deployment="taxi-served/taxi-served")`` runs the script
+      ``python serve_taxi.py`` in the script's folder (what a learner types in a terminal) and
+      waits until the deployment it serves is registered;
+    * ``ServedFlow("course_lib.pipeline.flows:main_flow", "taxi-served")`` serves a flow of an
+      importable module (``python -m course_lib.services.worker MODULE:FLOW NAME``), registering
+      ``<flow-name>/<name>``.
+
+    The served process polls for runs every ``poll_seconds`` (``PREFECT_RUNNER_POLL_FREQUENCY``;
+    Prefect's default is 10 s) and starts each flow run in a subprocess of its own.
     """
 
     kind = "served flow"
     stop_grace = 10.0
 
-    def __init__(self, flow_path: str, name: str, poll_seconds: float = 2, timeout: float = 120) -> None:
+    def __init__(self, flow_path: str | os.PathLike, name: str | None = None, poll_seconds: float = 2,
+                 timeout: float = 120, deployment: str | None = None) -> None:
         super().__init__()
-        module, _, attribute = flow_path.partition(":")
-        if not module or not attribute.isidentifier():
-            raise ServiceError(f"{flow_path!r} is not 'module:flow_function'. Fix: pass e.g. 'course_lib.flows:main_flow'.")
-        self.module, self.attribute, self.name = module, attribute, name
         self.poll_seconds, self.timeout = poll_seconds, timeout
+        self.script: Path | None = None
+        self.module = self.attribute = None
+        self.name = name
         self.deployment_name: str | None = None
+        if str(flow_path).endswith(".py"):
+            self.script = Path(flow_path).resolve()
+            if not self.script.is_file():
+                raise ServiceError(f"{self.script} does not exist. Fix: write the serve script first "
+                                   "(e.g. with %%writefile), then start it.")
+            if not deployment or deployment.count("/") != 1:
+                raise ServiceError(f"ServedFlow({str(flow_path)!r}) needs deployment='FLOW-NAME/DEPLOYMENT-NAME', "
+                                   "the deployment the script serves (e.g. 'taxi-served/taxi-served').")
+            self.deployment_name = deployment
+            self.name = self.name or deployment.split("/")[1]
+            return
+        module, _, attribute = str(flow_path).partition(":")
+        if not module or not attribute.isidentifier() or not name:
+            raise ServiceError(f"{str(flow_path)!r} is not 'module:flow_function' (with a deployment name) nor a "
+                               "script path. Fix: pass e.g. ('course_lib.pipeline.flows:main_flow', 'taxi-served') "
+                               "or ('serve_taxi.py', deployment='taxi-served/taxi-served').")
+        self.module, self.attribute = module, attribute
+
+    @property
+    def argv(self) -> list[str]:
+        """The command this service runs (or ran): ``python serve_taxi.py`` with this environment's python."""
+        if self.process is not None:
+            return list(self.process.args)
+        if self.script is not None:
+            return [sys.executable, self.script.name]
+        return [sys.executable, "-m", "course_lib.services.worker", f"{self.module}:{self.attribute}", str(self.name)]
 
     def start(self) -> "ServedFlow":
         if self.running:
@@ -209,15 +244,17 @@ class ServedFlow(_ManagedProcess):
         import importlib
 
         api_url, auth, client_env = _client_settings(None)
-        # Resolved here first, so a wrong module or flow name fails before any process starts.
-        flow_name = getattr(importlib.import_module(self.module), self.attribute).name
-        self.deployment_name = f"{flow_name}/{self.name}"
+        if self.script is None:
+            # Resolved here first, so a wrong module or flow name fails before any process starts.
+            flow_name = getattr(importlib.import_module(self.module), self.attribute).name
+            self.deployment_name = f"{flow_name}/{self.name}"
+            cwd = paths.subdir("prefect") / "served"
+        else:
+            cwd = self.script.parent
         env = {**os.environ, **client_env, "PREFECT_RUNNER_POLL_FREQUENCY": str(self.poll_seconds),
                "PYTHONUNBUFFERED": "1"}
-        code = (f"from {self.module} import {self.attribute} as flow\n"
-                f"flow.serve(name={self.name!r})\n")
-        state = paths.subdir("prefect") / "served"
-        self._spawn([sys.executable, "-c", code], env, log_path=state / f"{self.name}.log", cwd=state)
+        log_path = paths.subdir("prefect") / "served" / f"{self.name}.log"
+        self._spawn(self.argv, env, log_path=log_path, cwd=cwd)
 
         def registered(client) -> bool:
             try:
@@ -232,7 +269,7 @@ class ServedFlow(_ManagedProcess):
                 died=f"The process serving {self.deployment_name} exited (code {{code}}) during start.",
                 died_fix="read the log lines below.",
                 slow=f"{self.deployment_name} was not registered within {self.timeout:.0f} s.",
-                slow_fix="read the log lines below.",
+                slow_fix="read the log lines below (does the script serve that flow and deployment name?).",
             )
         print(f"Serving deployment {self.deployment_name!r} from process {self.pid}; log {self.log_path}")
         return self
@@ -242,3 +279,13 @@ class ServedFlow(_ManagedProcess):
         self._terminate()
 
 
+def _serve(flow_path: str, name: str) -> None:
+    """``python -m course_lib.services.worker MODULE:FLOW NAME``: serve an importable flow."""
+    import importlib
+
+    module, _, attribute = flow_path.partition(":")
+    getattr(importlib.import_module(module), attribute).serve(name=name)
+
+
+if __name__ == "__main__":
+    _serve(*sys.argv[1:3])

@@ -12,6 +12,7 @@ import re
 import shlex
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
@@ -131,11 +132,45 @@ def flow_run_id_from_output(output: str) -> UUID:
     return UUID(found.group(1))
 
 
-def scheduled_runs(deployment: str, wait_seconds: float = 30) -> "pd.DataFrame":
-    """Upcoming scheduled flow runs of a deployment ("flow-name/deployment-name"), soonest first.
+def schedule_label(schedule) -> str:
+    """A deployment schedule as one readable line: ``cron 0 6 * * * (UTC)``, ``every 12:00:00 from ...``."""
+    inner = getattr(schedule, "schedule", schedule)
+    state = "" if getattr(schedule, "active", True) else ", inactive"
+    if getattr(inner, "cron", None):
+        return f"cron {inner.cron} ({inner.timezone or 'UTC'}{state})"
+    if getattr(inner, "interval", None):
+        return f"every {inner.interval} from {inner.anchor_date:%Y-%m-%d %H:%M} ({inner.timezone or 'UTC'}{state})"
+    if getattr(inner, "rrule", None):
+        return f"rrule {inner.rrule}{state}"
+    return repr(inner)
 
-    The server's scheduler creates them in the background shortly after a schedule is added,
-    so this waits up to ``wait_seconds`` for the first ones to appear.
+
+def scheduler_min_runs() -> int:
+    """How many runs the server's scheduler creates ahead for each schedule (at least an hour ahead)."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().server.services.scheduler.min_runs
+
+
+def schedule_now(client, deployment_id) -> None:
+    """Ask the server to create a deployment's scheduled runs now (``POST /deployments/{id}/schedule``).
+
+    The server's scheduler does the same in the background: within 5 s for a deployment that was
+    just deployed, and on its 60-s loop for a schedule added later (e.g. with
+    ``prefect deployment schedule create``). Same rules, same runs: each run carries an
+    idempotency key (deployment, schedule, time), so the background loop adds no duplicates.
+    """
+    response = client.request("POST", "/deployments/{id}/schedule", path_params={"id": str(deployment_id)}, json={})
+    response.raise_for_status()
+
+
+def upcoming_runs(deployment: str, wait_seconds: float = 60) -> "pd.DataFrame":
+    """The scheduled flow runs of a deployment ("flow-name/deployment-name"), one row each, by schedule.
+
+    Asks the server to schedule the deployment's runs now (:func:`schedule_now`) instead of
+    waiting for its background loop, then waits up to ``wait_seconds`` until every active
+    schedule has its runs. Columns: schedule, scheduled for (UTC), flow run, created (when the
+    scheduler made it).
     """
     import pandas as pd
     from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
@@ -143,17 +178,70 @@ def scheduled_runs(deployment: str, wait_seconds: float = 30) -> "pd.DataFrame":
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
+    wanted = scheduler_min_runs()
     deadline = time.monotonic() + wait_seconds
     with api_client() as client:
         found = client.read_deployment_by_name(deployment)
+        labels = {schedule.id: schedule_label(schedule) for schedule in found.schedules}
+        active = {schedule.id for schedule in found.schedules if schedule.active}
+        if active:
+            schedule_now(client, found.id)
         while True:
             runs = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])),
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
-                sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=10)
-            if runs or time.monotonic() > deadline:
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=200)
+            counts = {sid: sum(1 for run in runs if run.created_by and run.created_by.id == sid) for sid in active}
+            if all(count >= wanted for count in counts.values()) or time.monotonic() > deadline:
                 break
             time.sleep(1)
-    return pd.DataFrame([{"flow run": run.name, "scheduled for (UTC)": run.expected_start_time,
-                          "state": run.state.name} for run in runs],
-                        columns=["flow run", "scheduled for (UTC)", "state"])
+    rows = [{"schedule": labels.get(run.created_by.id, "a schedule removed since") if run.created_by else "(manual)",
+             "scheduled for (UTC)": pd.Timestamp(run.expected_start_time).tz_convert("UTC"),
+             "flow run": run.name, "created": pd.Timestamp(run.created).tz_convert("UTC")} for run in runs]
+    table = pd.DataFrame(rows, columns=["schedule", "scheduled for (UTC)", "flow run", "created"])
+    return table.sort_values(["schedule", "scheduled for (UTC)"], kind="stable").reset_index(drop=True)
+
+
+def next_times(anchor: str, every: str, after, n: int) -> list:
+    """The first ``n`` times ``anchor + k * every`` (k a whole number) at or after ``after``.
+
+    Plain date arithmetic, independent of Prefect's schedule code: what the lesson expects a
+    schedule to produce. ``anchor`` and ``every`` are pandas strings ("2026-01-01 06:00Z", "1D").
+    """
+    import math
+
+    import pandas as pd
+
+    anchor, every, after = pd.Timestamp(anchor).tz_convert("UTC"), pd.Timedelta(every), pd.Timestamp(after)
+    first = math.ceil((after - anchor) / every)
+    return [anchor + (first + k) * every for k in range(n)]
+
+
+@dataclass
+class DeploymentRun:
+    """One finished run of a deployment: its id, final state and log messages."""
+
+    flow_run_id: str
+    state: str
+    logs: list[str]
+
+    def printed(self, needle: str) -> bool:
+        """True if a log message contains ``needle``."""
+        return any(needle in line for line in self.logs)
+
+    def result(self):
+        """The run's persisted return value (the flow must persist its result)."""
+        with api_client() as client:
+            run = client.read_flow_run(UUID(self.flow_run_id))
+        return run.state.result(_sync=True)
+
+
+def follow(cli_output: str | list[str], timeout: float = 300, late_after: float = 60) -> DeploymentRun:
+    """Wait for the flow run that ``prefect deployment run`` created (its output), read its logs."""
+    from course_lib.tooling import runs
+
+    if not isinstance(cli_output, str):
+        cli_output = "\n".join(cli_output)
+    flow_run_id = flow_run_id_from_output(cli_output)
+    state = wait_for_flow_run(flow_run_id, timeout=timeout, late_after=late_after)
+    return DeploymentRun(str(flow_run_id), state, runs.flow_run_logs(flow_run_id))

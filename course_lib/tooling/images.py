@@ -862,7 +862,7 @@ def _drain_logs() -> None:
     """Send this process's queued logs to the API now, so the flow run page shows all of them."""
     from course_lib import services
 
-    services._drain_prefect_clients(timeout=10)
+    services.base._drain_prefect_clients(timeout=10)
 
 
 def _pages(scene: dict) -> list[tuple[str, str, list[str]]]:

@@ -5,7 +5,7 @@ runner starts (or reuses), so no lesson pays for its own server. A table of note
 and seconds is printed at the end; any failure shows the failing cell's error and makes the
 exit status non-zero.
 
-    python -m course_lib.tooling.runner run [--quick] [NOTEBOOK ...]
+    python -m course_lib.tooling.runner run [--quick] [--notebook-dir DIR] [NOTEBOOK ...]
     python -m course_lib.tooling.runner prepare --out build/prepared   # inject quick parameters only
     python -m course_lib.tooling.runner record-outputs                 # refresh tests/notebook_outputs.json
 
@@ -49,9 +49,9 @@ class NotebookRun:
     error: str = ""
 
 
-def course_notebooks(names: list[str] | None = None) -> list[Path]:
+def course_notebooks(names: list[str] | None = None, notebook_dir: Path | None = None) -> list[Path]:
     """The lessons in order (``NN_topic.ipynb``), or the named ones."""
-    found = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    found = sorted((notebook_dir or NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
     if not names:
         return found
     chosen = [nb for nb in found if nb.name in names or nb.stem in names or nb.name[:2] in names]
@@ -162,7 +162,7 @@ def execute(notebook: Path, out_dir: Path, quick: bool) -> NotebookRun:
     try:
         both.write_text(json.dumps(checks.both_ways(json.loads(notebook.read_text())), indent=1))
         papermill.execute_notebook(str(both), str(out_dir / notebook.name),
-                                   parameters=parameters_for(notebook, quick), cwd=str(NOTEBOOK_DIR),
+                                   parameters=parameters_for(notebook, quick), cwd=str(notebook.parent),
                                    kernel_name="python3", progress_bar=False, log_output=False,
                                    extra_arguments=QUIET_KERNEL)
     except Exception as exc:  # any failure is reported in the table, the run goes on
@@ -181,13 +181,13 @@ def format_table(runs: list[NotebookRun]) -> str:
 
 
 def run_course(names: list[str] | None = None, quick: bool = False,
-               out_dir: Path = BUILD_DIR / "executed") -> list[NotebookRun]:
+               out_dir: Path = BUILD_DIR / "executed", notebook_dir: Path | None = None) -> list[NotebookRun]:
     """Execute the lessons in order against one Prefect server; print the table."""
     from course_lib import services
 
     bootstrap.apply_headless_env()
     out_dir.mkdir(parents=True, exist_ok=True)
-    notebooks = course_notebooks(names)
+    notebooks = course_notebooks(names, notebook_dir)
     runs = []
     with services.PrefectServer() as server:
         print(f"Prefect server: {server.api_url}" + (" (reused)" if server.reused else ""), flush=True)
@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("notebooks", nargs="*", help="names or numbers (default: all)")
     run.add_argument("--quick", action="store_true", help="inject the quick test parameters")
     run.add_argument("--out", type=Path, default=BUILD_DIR / "executed")
+    run.add_argument("--notebook-dir", type=Path, default=None, help=f"where the NN_*.ipynb are (default: {NOTEBOOK_DIR})")
     prep = commands.add_parser("prepare", help="inject quick parameters without executing (for nbval)")
     prep.add_argument("--out", type=Path, default=BUILD_DIR / "prepared")
     commands.add_parser("record-outputs", help=f"run the quick course, record checked outputs in {EXPECTED_OUTPUTS.name}")
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in prepare(args.out):
             print(os.path.relpath(path))
         return 0
-    runs = run_course(args.notebooks, quick=args.quick, out_dir=args.out)
+    runs = run_course(args.notebooks, quick=args.quick, out_dir=args.out, notebook_dir=args.notebook_dir)
     return 1 if any(run.status != "ok" for run in runs) else 0
 
 
