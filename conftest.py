@@ -49,6 +49,32 @@ def prefect_server():
     return session_server()
 
 
+# -- the real TLC months ----------------------------------------------------------------------
+REAL_DATA_ENV = "COURSE_REAL_DATA_DIR"
+REAL_MONTHS = {1: "green_tripdata_2023-01.parquet", 2: "green_tripdata_2023-02.parquet"}
+
+
+def real_data_dir() -> Path:
+    """Where the read-only real TLC files are: COURSE_REAL_DATA_DIR, else ../shared/data beside the repository."""
+    override = os.environ.get(REAL_DATA_ENV, "").strip()
+    return Path(override).expanduser().resolve() if override else ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def real_month_files() -> dict[int, Path]:
+    """``{1: .../green_tripdata_2023-01.parquet, 2: ...-02.parquet}``; skips only when they are absent."""
+    folder = real_data_dir()
+    files = {month: folder / name for month, name in REAL_MONTHS.items()}
+    missing = [str(path) for path in files.values() if not path.is_file()]
+    if missing and os.environ.get(REAL_DATA_ENV, "").strip():
+        pytest.fail(f"{REAL_DATA_ENV}={os.environ[REAL_DATA_ENV]} lacks {missing}: "
+                    f"point it at the folder holding {', '.join(REAL_MONTHS.values())}, or unset it")
+    if missing:
+        pytest.skip(f"real TLC files absent: {missing}; put them in ../shared/data beside the repository or set "
+                    f"{REAL_DATA_ENV} (the synthetic tests still cover the code)")
+    return files
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     # nbval starts a notebook's kernel when its first cell is set up: the server must be up

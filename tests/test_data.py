@@ -2,8 +2,9 @@
 
 Nothing here touches the internet: downloads go to a local http.server on
 127.0.0.1, and every other test points TLC_URL at a closed local port.
-Real-data tests use the read-only TLC files beside the repository when
-present (course_lib.paths.shared_data_dir()) and skip otherwise.
+Real-data tests use the read-only TLC files green_tripdata_2023-01/02.parquet
+(COURSE_REAL_DATA_DIR, else ../shared/data beside the repository: the
+``real_month_files`` fixture in conftest.py) and skip only when they are absent.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import calendar
 import datetime as dt
 import http.server
 import logging
+import os
+import signal
 import threading
 import time
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +27,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from course_lib.ml import data
-from course_lib import paths
 from course_lib.ml.data import (
     GREEN_COLUMNS,
     DataError,
@@ -35,9 +38,9 @@ from course_lib.ml.data import (
 )
 
 UNREACHABLE_URL = "http://127.0.0.1:9/{color}_tripdata_{year:04d}-{month:02d}.parquet"
+# Read before the autouse fixture below points it at a closed local port.
+MODULE_TLC_URL = data.TLC_URL
 JAN = month_filename(2023, 1)
-SHARED = paths.shared_data_dir()
-NO_SHARED_REASON = "real TLC files not present (../shared/data beside the repository)"
 
 
 @pytest.fixture(autouse=True)
@@ -73,8 +76,27 @@ def test_month_filename_and_url_follow_tlc_naming():
     assert month_filename(2023, 1) == "green_tripdata_2023-01.parquet"
     assert month_filename(2019, 12, "yellow") == "yellow_tripdata_2019-12.parquet"
     assert data.TLC_URL == UNREACHABLE_URL  # the autouse fixture is in effect
-    real = "https://d37ci6vzurychx.cloudfront.net/trip-data/{color}_tripdata_{year:04d}-{month:02d}.parquet"
-    assert real.format(color="green", year=2023, month=2).endswith("/green_tripdata_2023-02.parquet")
+
+
+def test_tlc_url_is_the_tlcs_public_trip_data_address(tmp_path, monkeypatch):
+    # Where TLC publishes the monthly files (nyc.gov "TLC Trip Record Data" links to this CDN).
+    assert MODULE_TLC_URL == (
+        "https://d37ci6vzurychx.cloudfront.net/trip-data/{color}_tripdata_{year:04d}-{month:02d}.parquet")
+    monkeypatch.setattr(data, "TLC_URL", MODULE_TLC_URL)
+    expected = "https://d37ci6vzurychx.cloudfront.net/trip-data/green_tripdata_2023-02.parquet"
+    assert data.month_url(2023, 2) == expected
+    # and the loader asks exactly that address (stopped before anything leaves the machine)
+    asked = []
+
+    def no_network(url, timeout):
+        asked.append(url)
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", no_network)
+    with pytest.raises(DataError, match="download of " + expected.replace(".", r"\.") + " failed"):
+        load_taxi_month(2023, 2, source="download", data_dir=tmp_path)
+    assert asked == [expected]
+    assert files_in(tmp_path) == []
 
 
 def test_green_columns_are_the_twenty_tlc_columns_in_file_order():
@@ -188,7 +210,8 @@ def test_load_month_rejects_a_missing_path_and_a_contradictory_source(tmp_path):
 
 
 class _TLCStandIn(http.server.BaseHTTPRequestHandler):
-    """Serves /good/<name> as parquet, /html/<name> as an error page, /short/<name> truncated."""
+    """Serves /good/<name> as parquet, /html/<name> as an error page, /short/<name> truncated,
+    /stall/<name> as 200 bytes then nothing for 3 s."""
 
     payload = b""
     requests: list[str] = []
@@ -201,7 +224,7 @@ class _TLCStandIn(http.server.BaseHTTPRequestHandler):
         elif kind == "html":
             body = b"<html>AccessDenied</html>"
             declared = len(body)
-        elif kind == "short":
+        elif kind in ("short", "stall"):
             body, declared = self.payload[:200], len(self.payload)
         else:
             self.send_error(404)
@@ -210,6 +233,9 @@ class _TLCStandIn(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(declared))
         self.end_headers()
         self.wfile.write(body)
+        if kind == "stall":  # the rest never comes (a dead connection): the client must time out
+            self.wfile.flush()
+            time.sleep(3)
 
     def log_message(self, *args):  # keep pytest output clean
         pass
@@ -265,6 +291,77 @@ def test_bad_download_does_not_replace_an_existing_file(tmp_path, monkeypatch, t
         load_taxi_month(2023, 1, source="download", data_dir=tmp_path)
     assert existing.read_bytes() == before
     assert files_in(tmp_path) == [JAN]
+
+
+# Interrupted downloads: neither a partial file nor the target is left behind.
+
+
+def _url(server, kind):
+    return server + f"/{kind}/" + "{color}_tripdata_{year:04d}-{month:02d}.parquet"
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_download_interrupted_mid_stream_leaves_no_partial_file(tmp_path, monkeypatch, tlc_server, small_month,
+                                                               existing):
+    """Ctrl-C while the bytes arrive: KeyboardInterrupt goes through, the half-written temp file goes away."""
+    monkeypatch.setattr(data, "TLC_URL", _url(tlc_server, "good"))
+    folder = tmp_path / "data"
+    before = write_parquet(small_month.iloc[:10], folder / JAN).read_bytes() if existing else None
+    seen_partial = []
+
+    class InterruptedBar:  # stands in for tqdm: the first chunk is written, then Ctrl-C
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            seen_partial.extend(p.name for p in folder.iterdir() if p.name.endswith(".part") and p.stat().st_size)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "tqdm", InterruptedBar)
+    # "auto" must not turn Ctrl-C into a synthetic fallback (with a file present it would not download)
+    for source in ("download",) if existing else ("download", "auto"):
+        with pytest.raises(KeyboardInterrupt):
+            load_taxi_month(2023, 1, source=source, data_dir=folder)
+    assert seen_partial  # the interruption did hit a half-written file...
+    if existing:
+        assert files_in(folder) == [JAN] and (folder / JAN).read_bytes() == before  # ...the old file is intact
+    else:
+        assert files_in(folder) == []  # ...and neither it nor the target is left
+
+
+@pytest.mark.parametrize("source", ["download", "auto"])
+def test_download_that_stalls_times_out_and_leaves_nothing(tmp_path, monkeypatch, tlc_server, source, capsys):
+    monkeypatch.setattr(data, "TLC_URL", _url(tlc_server, "stall"))
+    monkeypatch.setenv("COURSE_DOWNLOAD_TIMEOUT", "0.5")
+    folder = tmp_path / "data"
+    if source == "download":
+        with pytest.raises(DataError, match=r"no answer within 0\.5 s \(COURSE_DOWNLOAD_TIMEOUT\)"):
+            load_taxi_month(2023, 1, source=source, data_dir=folder)
+    else:
+        assert load_taxi_month(2023, 1, source=source, data_dir=folder).attrs["source"] == "synthetic"
+        assert "offline fallback: download failed: no answer within 0.5 s" in capsys.readouterr().out
+    assert files_in(folder) == []
+
+
+def test_ctrl_c_during_a_stalled_download_leaves_nothing(tmp_path, monkeypatch, tlc_server):
+    """A real SIGINT (what Ctrl-C / the notebook's interrupt sends) while the download waits for bytes."""
+    monkeypatch.setattr(data, "TLC_URL", _url(tlc_server, "stall"))
+    monkeypatch.setenv("COURSE_DOWNLOAD_TIMEOUT", "30")
+    folder = tmp_path / "data"
+    interrupt = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    interrupt.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            load_taxi_month(2023, 1, source="download", data_dir=folder)
+    finally:
+        interrupt.cancel()
+    assert files_in(folder) == []
 
 
 # ---------------------------------------------------------------------------
@@ -384,9 +481,8 @@ def test_synthetic_month_is_fast():
     assert time.perf_counter() - started < 1.0
 
 
-@pytest.mark.skipif(SHARED is None, reason=NO_SHARED_REASON)
-def test_synthetic_dtypes_equal_a_normalised_real_file(synthetic_jan):
-    real = load_parquet(SHARED / JAN)
+def test_synthetic_dtypes_equal_a_normalised_real_file(synthetic_jan, real_month_files):
+    real = load_parquet(real_month_files[1])
     assert dict(real.dtypes.astype(str)) == dict(synthetic_jan.dtypes.astype(str))
 
 
@@ -394,13 +490,24 @@ def test_fares_add_up_and_are_plausible(synthetic_jan):
     parts = ["fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "improvement_surcharge"]
     summed = synthetic_jan[parts].sum(axis=1) + synthetic_jan["congestion_surcharge"].fillna(0)
     assert np.allclose(summed, synthetic_jan["total_amount"], atol=0.011)
-    normal = synthetic_jan[(synthetic_jan["fare_amount"] > 0) & synthetic_jan["trip_distance"].between(0.1, 100)]
-    assert 10 <= normal["fare_amount"].median() <= 17  # real 2023-01: 13.5
-    assert np.corrcoef(normal["fare_amount"], normal["trip_distance"])[0, 1] > 0.8
+    fare_median, fare_distance_correlation = fare_figures(synthetic_jan)
+    assert 10 <= fare_median <= 17 and fare_distance_correlation > 0.8
+
+
+def fare_figures(frame):
+    """Median fare and fare/distance correlation of ordinary trips."""
+    normal = frame[(frame["fare_amount"] > 0) & frame["trip_distance"].between(0.1, 100)]
+    return normal["fare_amount"].median(), np.corrcoef(normal["fare_amount"], normal["trip_distance"])[0, 1]
 
 
 # ---------------------------------------------------------------------------
 # Synthetic months: calibrated on the real 2023 months (each within +-25 %)
+#
+# Offline, the synthetic months are held to TARGETS: the real January/February 2023
+# figures (mean of the two months). When the real files are present, TARGETS are
+# checked against them, and each synthetic month against its real month directly.
+
+TOLERANCE = 0.25
 
 NULLABLE = ["store_and_fwd_flag", "RatecodeID", "passenger_count", "payment_type", "trip_type", "congestion_surcharge"]
 
@@ -445,51 +552,101 @@ def month_statistics(frame: pd.DataFrame) -> dict[str, float]:
     return stats
 
 
-TARGETS = {
-    "under_1_min_share": 0.025, "over_60_min_share": 0.012,
-    "duration_mean": 14.0, "duration_median": 11.6, "duration_sd": 9.3,
-    "log_fit_intercept": 1.94, "log_fit_slope": 0.68, "log_fit_correlation": 0.84,
-    "distance_p5": 0.42, "distance_p25": 1.17, "distance_p50": 1.9,
-    "distance_p75": 3.3, "distance_p95": 7.7, "distance_p99": 13.7,
-    "zero_distance_share": 0.03,
-    "top_zone_share": 0.19, "second_zone_share": 0.135, "top_10_zone_share": 0.67,
-    "zones_covering_95pct": 47, "zones_seen": 220, "same_zone_share": 0.105,
-    "hour_4_share": 0.006, "hour_5_share": 0.006,
-    "hour_15_share": 0.077, "hour_16_share": 0.077, "hour_17_share": 0.077, "hour_18_share": 0.077,
-    "all_null_share": 0.065,
+TARGETS = {  # real 2023-01/02 mean, 3 significant digits (checked below when the files are present)
+    "under_1_min_share": 0.0246, "over_60_min_share": 0.00926,
+    "duration_mean": 13.9, "duration_median": 11.6, "duration_sd": 9.17,
+    "log_fit_intercept": 1.96, "log_fit_slope": 0.642, "log_fit_correlation": 0.823,
+    "distance_p5": 0.44, "distance_p25": 1.18, "distance_p50": 1.9,
+    "distance_p75": 3.32, "distance_p95": 7.86, "distance_p99": 13.9,
+    "zero_distance_share": 0.0301,
+    "top_zone_share": 0.192, "second_zone_share": 0.137, "top_10_zone_share": 0.682,
+    "zones_covering_95pct": 47, "zones_seen": 218, "same_zone_share": 0.105,
+    "hour_4_share": 0.00678, "hour_5_share": 0.00605,
+    "hour_15_share": 0.0726, "hour_16_share": 0.0778, "hour_17_share": 0.0769, "hour_18_share": 0.0769,
+    "all_null_share": 0.0689,
 }
 
 
+def within(measured: float, reference: float, tolerance: float = TOLERANCE) -> bool:
+    return abs(measured - reference) <= tolerance * abs(reference)
+
+
 @pytest.fixture(scope="module")
-def synthetic_statistics(synthetic_jan) -> dict[str, float]:
-    return month_statistics(synthetic_jan)
+def synthetic_statistics() -> dict[int, dict[str, float]]:
+    return {month: month_statistics(make_synthetic_month(2023, month)) for month in (1, 2)}
 
 
+@pytest.fixture(scope="module")
+def real_statistics(real_month_files) -> dict[int, dict[str, float]]:
+    return {month: month_statistics(load_parquet(path)) for month, path in real_month_files.items()}
+
+
+@pytest.mark.parametrize("month", [1, 2])
 @pytest.mark.parametrize(("name", "target"), sorted(TARGETS.items()))
-def test_synthetic_statistic_within_25_percent_of_real(synthetic_statistics, name, target):
-    measured = synthetic_statistics[name]
-    assert target * 0.75 <= measured <= target * 1.25, f"{name}: measured {measured:.4g}, target {target}"
+def test_synthetic_statistic_within_25_percent_of_the_target(synthetic_statistics, name, target, month):
+    measured = synthetic_statistics[month][name]
+    assert within(measured, target), f"2023-{month:02d} {name}: synthetic {measured:.4g}, target {target}"
+
+
+@pytest.mark.parametrize("month", [1, 2])
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_synthetic_statistic_within_25_percent_of_the_real_month(synthetic_statistics, real_statistics, name, month):
+    synthetic, real = synthetic_statistics[month][name], real_statistics[month][name]
+    assert within(synthetic, real), f"2023-{month:02d} {name}: synthetic {synthetic:.4g}, real {real:.4g}"
+
+
+def test_targets_are_the_real_figures(real_statistics):
+    """TARGETS hold the real months' figures (so the offline test above checks against real data)."""
+    real_mean = {name: (real_statistics[1][name] + real_statistics[2][name]) / 2 for name in TARGETS}
+    off = {name: (TARGETS[name], round(real_mean[name], 5)) for name in TARGETS
+           if not within(TARGETS[name], real_mean[name], 0.01)}
+    assert not off, f"TARGETS differ from the real 2023-01/02 mean by more than 1 %: {off}"
+
+
+def absurd_distances(frame) -> int:
+    return int((frame["trip_distance"] > 100).sum())
+
+
+def longest_trip_minutes(frame) -> float:
+    return (frame["lpep_dropoff_datetime"] - frame["lpep_pickup_datetime"]).dt.total_seconds().max() / 60
+
+
+def destination_concentration(frame) -> tuple[float, float]:
+    """Share of the busiest pickup zone's trips going to its top 3 destinations; the same share citywide."""
+    busiest = frame["PULocationID"].value_counts().index[0]
+    destinations = frame.loc[frame["PULocationID"] == busiest, "DOLocationID"]
+    return (destinations.value_counts(normalize=True).iloc[:3].sum(),
+            frame["DOLocationID"].value_counts(normalize=True).iloc[:3].sum())
 
 
 def test_synthetic_keeps_a_few_absurd_distances(synthetic_jan):
-    assert 5 <= (synthetic_jan["trip_distance"] > 100).sum() <= 200  # real 2023-01: 37
+    assert 5 <= absurd_distances(synthetic_jan) <= 200
 
 
 def test_synthetic_long_trips_reach_almost_a_day(synthetic_jan):
-    minutes = (synthetic_jan["lpep_dropoff_datetime"] - synthetic_jan["lpep_pickup_datetime"]).dt.total_seconds() / 60
-    assert 20 * 60 <= minutes.max() < 24 * 60
+    assert 20 * 60 <= longest_trip_minutes(synthetic_jan) < 24 * 60
 
 
 def test_destinations_depend_on_the_pickup_zone(synthetic_jan):
-    busiest = synthetic_jan["PULocationID"].value_counts().index[0]
-    destinations = synthetic_jan.loc[synthetic_jan["PULocationID"] == busiest, "DOLocationID"]
-    top_three = destinations.value_counts(normalize=True).iloc[:3].sum()
-    everywhere = synthetic_jan["DOLocationID"].value_counts(normalize=True).iloc[:3].sum()
+    top_three, everywhere = destination_concentration(synthetic_jan)
     assert top_three > 0.25 and top_three > everywhere + 0.05
 
 
-def test_model_ranking_on_synthetic_months_matches_real_data():
-    """The course's model (PU_DO + trip_distance): xgboost < linear regression < the mean, in RMSE."""
+@pytest.mark.parametrize("month", [1, 2])
+def test_the_real_months_meet_the_same_bounds(real_month_files, month):
+    """The bounds the synthetic tests above use describe the real months too."""
+    real = load_parquet(real_month_files[month])
+    assert 5 <= absurd_distances(real) <= 200
+    assert 20 * 60 <= longest_trip_minutes(real) < 24 * 60
+    top_three, everywhere = destination_concentration(real)
+    assert top_three > 0.25 and top_three > everywhere + 0.05
+    fare_median, fare_distance_correlation = fare_figures(real)
+    assert 10 <= fare_median <= 17 and fare_distance_correlation > 0.8
+
+
+def model_rmses(train: pd.DataFrame, valid: pd.DataFrame) -> dict[str, float]:
+    """Validation RMSE of the mean, a linear regression and xgboost on the course's features
+    (PU_DO + trip_distance, 1-60 minute trips), trained on ``train``."""
     xgb = pytest.importorskip("xgboost")
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LinearRegression
@@ -504,35 +661,57 @@ def test_model_ranking_on_synthetic_months_matches_real_data():
         }).to_dict("records")
         return records, minutes[minutes.between(1, 60)].to_numpy()
 
-    train_records, y_train = features(make_synthetic_month(2023, 1))
-    valid_records, y_valid = features(make_synthetic_month(2023, 2))
+    train_records, y_train = features(train)
+    valid_records, y_valid = features(valid)
     vectorizer = DictVectorizer()
     x_train, x_valid = vectorizer.fit_transform(train_records), vectorizer.transform(valid_records)
-
-    rmse_mean = root_mean_squared_error(y_valid, np.full_like(y_valid, y_train.mean()))
-    rmse_linear = root_mean_squared_error(y_valid, LinearRegression().fit(x_train, y_train).predict(x_valid))
     booster = xgb.train(
         {"max_depth": 6, "learning_rate": 0.3, "objective": "reg:squarederror", "nthread": 2, "seed": 0},
         xgb.DMatrix(x_train, label=y_train), num_boost_round=30,
     )
-    rmse_xgb = root_mean_squared_error(y_valid, booster.predict(xgb.DMatrix(x_valid)))
-    # Real 2023-01 -> 2023-02: mean 9.3, linear 6.0, xgboost 5.2.
-    assert rmse_xgb < rmse_linear - 0.5
-    assert rmse_linear < rmse_mean - 1.5
+    return {
+        "mean": root_mean_squared_error(y_valid, np.full_like(y_valid, y_train.mean())),
+        "linear": root_mean_squared_error(y_valid, LinearRegression().fit(x_train, y_train).predict(x_valid)),
+        "xgboost": root_mean_squared_error(y_valid, booster.predict(xgb.DMatrix(x_valid))),
+    }
+
+
+def assert_course_ranking(rmse: dict[str, float]) -> None:
+    """xgboost < linear regression < the mean, by clear margins (real Jan -> Feb 2023: 5.2, 6.0, 9.3)."""
+    assert rmse["xgboost"] < rmse["linear"] - 0.5, rmse
+    assert rmse["linear"] < rmse["mean"] - 1.5, rmse
+
+
+@pytest.fixture(scope="module")
+def synthetic_model_rmses() -> dict[str, float]:
+    return model_rmses(make_synthetic_month(2023, 1), make_synthetic_month(2023, 2))
+
+
+def test_model_ranking_on_synthetic_months(synthetic_model_rmses):
+    assert_course_ranking(synthetic_model_rmses)
+
+
+def test_model_ranking_on_the_real_months_and_synthetic_rmses_close_to_them(synthetic_model_rmses, real_month_files):
+    real = model_rmses(load_parquet(real_month_files[1]), load_parquet(real_month_files[2]))
+    assert_course_ranking(real)
+    for model, rmse in real.items():
+        assert within(synthetic_model_rmses[model], rmse), (model, synthetic_model_rmses[model], rmse)
 
 
 # ---------------------------------------------------------------------------
 # Real files
 
 
-@pytest.mark.skipif(SHARED is None, reason=NO_SHARED_REASON)
-def test_real_months_load_from_file_with_identical_dtypes():
-    january = load_taxi_month(2023, 1, source="file", data_dir=SHARED)
-    february = load_taxi_month(2023, 2, source="file", data_dir=SHARED)
-    assert (len(january), len(february)) == (68_211, 64_809)
+def test_real_months_load_from_file_with_identical_dtypes(real_month_files):
+    folder = real_month_files[1].parent
+    january = load_taxi_month(2023, 1, source="file", data_dir=folder)
+    february = load_taxi_month(2023, 2, source="file", data_dir=folder)
+    # every row, as the parquet footers count them (read without pandas or the loader)
+    assert len(january) == pq.read_metadata(real_month_files[1]).num_rows == 68_211
+    assert len(february) == pq.read_metadata(real_month_files[2]).num_rows == 64_809
     assert january.attrs["source"] == february.attrs["source"] == "file"
     assert dict(january.dtypes.astype(str)) == dict(february.dtypes.astype(str)) == canonical_dtypes()
     # int32 -> int64 and int64 -> float64 must not change any value
-    raw_february = pd.read_parquet(SHARED / month_filename(2023, 2))
+    raw_february = pd.read_parquet(real_month_files[2])
     assert (february["PULocationID"].to_numpy() == raw_february["PULocationID"].to_numpy()).all()
     assert february["passenger_count"].isna().sum() == raw_february["passenger_count"].isna().sum()

@@ -79,8 +79,11 @@ def test_notebook_failing_midway_leaves_no_server(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_WORKDIR", str(tmp_path / "work"))
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(textwrap.dedent(f"""
         from course_lib import services
+        import json
         server = services.start_server()
-        open({str(pid_file)!r}, "w").write(str(server.pid))
+        cmdline = open(f"/proc/{{server.pid}}/cmdline", "rb").read().replace(b"\\0", b" ").decode()
+        json.dump({{"pid": server.pid, "running": server.running, "reused": server.reused,
+                   "port_free": services.port_is_free({port}), "cmdline": cmdline}}, open({str(pid_file)!r}, "w"))
         raise RuntimeError("a lesson cell failed")
     """))])
     notebook.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
@@ -88,8 +91,14 @@ def test_notebook_failing_midway_leaves_no_server(tmp_path, monkeypatch):
     nbformat.write(notebook, source)
     with pytest.raises(papermill.PapermillExecutionError, match="a lesson cell failed"):
         papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), progress_bar=False, kernel_name="python3")
-    pid = int(pid_file.read_text())
-    assert pid > 0
+    import json
+
+    seen = json.loads(pid_file.read_text())
+    # It was this lesson's own running server (not a reused one) while the cell ran...
+    assert seen["running"] is True and seen["reused"] is False and seen["port_free"] is False, seen
+    assert "prefect server start" in seen["cmdline"] and f"--port {port}" in seen["cmdline"], seen
+    pid = seen["pid"]
+    # ...and it is gone once the failed notebook's kernel has exited.
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert services.port_is_free(port)

@@ -1,24 +1,31 @@
 """Lesson 07's remote workspace: a password-protected self-hosted server; secrets never shown."""
 
+import os
+import subprocess
+
 import pytest
 
-from course_lib.tooling import deployments, runs
-from course_lib.services import remote
 from course_lib import services
+from course_lib.services import remote
+from course_lib.tooling import deployments
 
 
 @pytest.fixture(scope="module")
 def workspace(prefect_server):
     password = remote.new_auth_string()
-    server = services.PrefectServer(name="test-remote", auth_string=password, export=False).start()
+    server = services.PrefectServer(name="test-remote", auth_string=password, port=services.free_port(),
+                                    export=False).start()
     yield server, password
     server.stop()
     assert services.port_is_free(server.port)
 
 
-def test_second_server_does_not_replace_the_session_server(workspace, prefect_server):
-    import os
+def raw_log(process) -> str:
+    """A service's whole log file as written (log_tail() redacts secrets, so it cannot tell)."""
+    return process.log_path.read_text(encoding="utf-8", errors="replace")
 
+
+def test_second_server_does_not_replace_the_session_server(workspace, prefect_server):
     server, _ = workspace
     assert server.api_url != prefect_server.api_url
     assert os.environ["PREFECT_API_URL"] == prefect_server.api_url
@@ -32,27 +39,99 @@ def test_api_refuses_requests_without_the_password(workspace):
     assert remote.auth_check(server.api_url, "course:wrong").loc[1, "with credentials"] == 401
 
 
-def test_profile_keeps_the_password_out_of_every_output(workspace, capsys):
-    server, password = workspace
-    remote.save_profile("test-remote", {"PREFECT_API_URL": server.api_url, "PREFECT_API_AUTH_STRING": password},
-                        (password,))
-    view = deployments.prefect_cli("config", "view", env=remote.profile_env("test-remote"), redact=(password,))
-    assert server.api_url in view.stdout
-    remote.delete_profile("test-remote")
-    listed = deployments.prefect_cli("profile", "ls").stdout
-    assert "test-remote" not in listed
-    shown = capsys.readouterr().out
-    assert "PREFECT_API_AUTH_STRING=********" in shown and password not in shown
-    assert password.split(":", 1)[1] not in server.log_tail(500)
+def bash(script: str, **env) -> subprocess.CompletedProcess:
+    """A lesson's %%bash cell: the kernel's environment plus ``env``; fails like the cell would."""
+    full_env = {**os.environ, **services.HEADLESS_ENV, **env}
+    full_env["PATH"] = os.path.dirname(services.executable("prefect")) + os.pathsep + full_env["PATH"]
+    result = subprocess.run(["bash", "-c", script], env=full_env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
 
 
-def test_deploy_and_run_through_a_worker_on_the_remote(workspace, prefect_server, capsys):
+# The lesson's commands for the stand-in's profile (notebooks/07_prefect_cloud.ipynb).
+SAVE_PROFILE = """set -eo pipefail
+prefect profile create test-remote > /dev/null 2>&1 || echo "(profile exists already)"
+prefect --profile test-remote config set PREFECT_API_URL="$COURSE_REMOTE_API" PREFECT_API_AUTH_STRING="$COURSE_REMOTE_AUTH" \\
+    | grep -v PREFECT_API_AUTH_STRING
+"""
+
+
+def test_the_lessons_profile_commands_keep_the_password_out_of_every_output(workspace):
     server, password = workspace
-    flow_run_id, final_state = remote.deploy_and_run(server.env(), {"source": "synthetic", "num_boost_round": 5},
-                                                     pool="test-remote-pool", secret_values=(password,))
-    assert final_state == "Completed"
+    secret = password.split(":", 1)[1]
+    saved = bash(SAVE_PROFILE, COURSE_REMOTE_API=server.api_url, COURSE_REMOTE_AUTH=password)
+    assert "Updated profile 'test-remote'" in saved.stdout
+    assert secret not in saved.stdout + saved.stderr
+    # config set does echo the password: the grep in the lesson is what keeps it out.
+    echoed = bash('prefect --profile test-remote config set PREFECT_API_AUTH_STRING="$COURSE_REMOTE_AUTH"',
+                  COURSE_REMOTE_AUTH=password)
+    assert secret in echoed.stdout
+    try:
+        active, profiles = remote.profiles()
+        assert profiles["test-remote"] == {"PREFECT_API_URL": server.api_url, "PREFECT_API_AUTH_STRING": password}
+        assert remote.profile_api_env("test-remote") == {
+            "PREFECT_API_URL": server.api_url, "PREFECT_API_KEY": None, "PREFECT_API_AUTH_STRING": password}
+        view = bash("unset PREFECT_API_URL PREFECT_API_AUTH_STRING; prefect --profile test-remote config view")
+        assert f"PREFECT_API_URL='{server.api_url}' (from profile)" in view.stdout
+        assert "PREFECT_API_AUTH_STRING='********' (from profile)" in view.stdout and secret not in view.stdout
+    finally:
+        deployments.prefect_cli("profile", "delete", "test-remote", show=False)
+    assert "test-remote" not in remote.profiles()[1]
+    assert secret not in raw_log(server)
+
+
+def test_profile_api_env_names_a_missing_profile():
+    with pytest.raises(ValueError, match="prefect profile create no-such-profile"):
+        remote.profile_api_env("no-such-profile")
+
+
+def test_a_worker_on_this_machine_runs_a_deployment_of_the_remote(workspace, prefect_server, tmp_path):
+    from prefect import flow
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    from course_lib.ml import training
+    from course_lib.tooling.runs import api_client
+
+    server, password = workspace
+    project = deployments.init_project(tmp_path / "project", show=False).parent
     with services.use_api(server.env()):
-        assert runs.flow_run_summary(flow_run_id)["state"] == "Completed"
-    with pytest.raises(Exception):  # the session server has never heard of that run
-        runs.flow_run_summary(flow_run_id)
-    assert password.split(":", 1)[1] not in capsys.readouterr().out
+        services.ensure_work_pool("test-remote-pool")
+        flow.from_source(source=str(project), entrypoint="orchestrate.py:main_flow").deploy(
+            name="taxi_remote_test", work_pool_name="test-remote-pool", print_next_steps=False)
+        with services.Worker("test-remote-pool") as worker:
+            flow_run = run_deployment("main-flow/taxi_remote_test", timeout=240,
+                                      parameters={"source": "synthetic", "num_boost_round": 5})
+            assert flow_run.state.is_completed(), flow_run.state
+            rmse = flow_run.state.result()
+    # the worker ran the same pipeline as a plain call on the same data and rounds
+    assert rmse == training.train_months("2023-01", "2023-02", source="synthetic", num_boost_round=5).rmse
+    with api_client() as client:  # the session server has never heard of that run
+        with pytest.raises(ObjectNotFound):
+            client.read_flow_run(flow_run.id)
+    secret = password.split(":", 1)[1]
+    assert secret not in raw_log(worker) and secret not in raw_log(server)
+
+
+def test_lesson07_checks_read_the_real_profiles(prefect_server):
+    """Exercises 07.1/07.2: a profile made active, then back to local, as profiles.toml records it."""
+    from course_lib.tooling.checks import lesson07
+
+    api = prefect_server.api_url
+    use = 'prefect profile use {} > /dev/null'
+    bash(f'prefect profile create local > /dev/null 2>&1 || true\n'
+         f'prefect --profile local config set PREFECT_API_URL="{api}" > /dev/null\n{use.format("local")}\n'
+         'prefect profile delete staging > /dev/null 2>&1 || true')
+    try:
+        assert "has no profile 'staging'" in lesson07.staging_profile(api).message
+        assert "do exercise 07.1 first" in lesson07.back_to_local(api).message
+        bash(f'prefect profile create staging > /dev/null\n'
+             f'prefect --profile staging config set PREFECT_API_URL="{api}" > /dev/null')
+        assert "The active profile is 'local'" in lesson07.staging_profile(api).message
+        bash(use.format("staging"))
+        assert lesson07.staging_profile(api).passed
+        assert "still 'staging'" in lesson07.back_to_local(api).message
+        bash(use.format("local"))
+        assert lesson07.back_to_local(api).passed
+    finally:
+        bash(use.format("local") + "\nprefect profile delete staging > /dev/null 2>&1 || true")

@@ -149,3 +149,44 @@ def test_rmse_history_is_a_table_read_back_from_the_server(prefect_server):
     publish()
     artifact = latest_artifact("test-reports-rmse-history")
     assert artifact.type == "table" and json.loads(artifact.data) == rows
+
+
+def test_lesson06_check_wants_the_rmse_line_from_the_last_run_not_an_earlier_one(prefect_server):
+    """Exercise 06.1's check reads the artifact back: the line asked for, from the learner's last run."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from course_lib.tooling.checks import lesson06
+
+    @flow(name="test-rmse-report")
+    def rmse_report(markdown: str | None) -> float:
+        if markdown is not None:
+            create_markdown_artifact(key=lesson06.RMSE_KEY, markdown=markdown)
+        return 4.123456
+
+    rmse = rmse_report("RMSE: 4.12346 minutes")
+    assert lesson06.rmse_markdown(rmse_report, rmse).passed
+    rmse_report(None)  # a later run that publishes nothing: the earlier artifact must not count
+    stale = lesson06.rmse_markdown(rmse_report, rmse)
+    assert not stale.passed and "not made by your last run" in stale.message
+    rmse_report("RMSE: 4.12 minutes")
+    rounded = lesson06.rmse_markdown(rmse_report, rmse)
+    assert not rounded.passed and "'RMSE: 4.12346 minutes'" in rounded.message
+
+
+def test_lesson06_table_check_compares_the_rows_read_back(prefect_server):
+    from prefect.artifacts import create_table_artifact
+
+    from course_lib.tooling.checks import lesson06
+
+    rows = [{"rounds": 5, "rmse": 6.1}, {"rounds": 10, "rmse": 5.2}, {"rounds": 20, "rmse": 4.9}]
+
+    @flow(name="test-rmse-by-rounds")
+    def rmse_by_rounds(table: list[dict]) -> list[dict]:
+        create_table_artifact(table=table, key=lesson06.ROUNDS_KEY)
+        return rows
+
+    rmse_by_rounds(rows[:2])
+    short = lesson06.rounds_table(rmse_by_rounds, rows)
+    assert not short.passed and "not the rows your flow returned" in short.message
+    rmse_by_rounds(rows)
+    assert lesson06.rounds_table(rmse_by_rounds, rows).passed

@@ -113,11 +113,21 @@ def test_library_calls_work_inside_a_running_event_loop(bucket, tmp_path):
     assert len(keys) == 2 and all(path.is_file() for path in files)
 
 
-def test_main_flow_s3_end_to_end(bucket):
+def test_main_flow_s3_equals_main_flow_on_the_uploaded_months(bucket):
+    """S3 changes where the months come from, not what the model learns: the same RMSE, exactly."""
+    from course_lib.pipeline.flows import main_flow
     from course_lib.pipeline.flows_s3 import main_flow_s3
 
-    rmse = main_flow_s3(bucket_block=BUCKET_BLOCK, num_boost_round=3)
-    assert isinstance(rmse, float) and 0 < rmse < 30
+    rmse_s3 = main_flow_s3(bucket_block=BUCKET_BLOCK, num_boost_round=3)
+    rmse_local = main_flow(train_path="2023-01", val_path="2023-02", source="synthetic", num_boost_round=3)
+    assert isinstance(rmse_s3, float) and rmse_s3 == rmse_local
+
+
+def test_a_month_missing_from_the_bucket_names_the_key(bucket):
+    from course_lib.pipeline.flows_s3 import main_flow_s3
+
+    with pytest.raises(s3.MonthMissingError, match="data/green_tripdata_2022-12.parquet.*Fix:"):
+        main_flow_s3(bucket_block=BUCKET_BLOCK, train_month="2022-12", num_boost_round=3)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -223,9 +233,9 @@ def test_deploy_explains_missing_secret_block_and_missing_entrypoint(prefect_ser
     with pytest.raises(deployments.DeploymentError) as caught:
         gitsource.deploy(tmp_path, gitsource.S3_DEPLOYMENT, show=False)
     message = str(caught.value)
-    assert "prefect.blocks.secret.taxi-git-token" in message and "configure_deployment_source" in message
+    assert "prefect.blocks.secret.taxi-git-token" in message and "Secret(value" in message
 
-    gitsource.configure_deployment_source("file:///nowhere/taxi-flows.git")
+    configure_deployment_source("file:///nowhere/taxi-flows.git")
     with pytest.raises(deployments.DeploymentError) as caught:
         gitsource.deploy(tmp_path, gitsource.S3_DEPLOYMENT, show=False)  # tmp_path has no taxi_s3.py
     message = str(caught.value)
@@ -237,6 +247,15 @@ def test_deploy_explains_missing_secret_block_and_missing_entrypoint(prefect_ser
 
 
 # --------------------------------------------------------------------------- git
+
+
+def configure_deployment_source(repository: str, access_token: str | None = None) -> None:
+    """What lesson 05's cell does: the Variable with the repository URL, the (maybe empty) token Secret."""
+    from prefect.blocks.system import Secret
+    from prefect.variables import Variable
+
+    Variable.set(gitsource.REPOSITORY_VARIABLE, repository, overwrite=True)
+    Secret(value=access_token or "").save(gitsource.TOKEN_BLOCK, overwrite=True)
 
 
 def test_git_plumbing_committed_versus_working_copy(tmp_path):
@@ -282,7 +301,7 @@ def test_entrypoint_matches_the_library_flow(tmp_path):
 def test_deployment_runs_committed_code_and_hides_the_token(bucket, prefect_server, tmp_path):
     """prefect deploy from the working clone, a real worker, git_clone from a file:// remote."""
     repo = gitsource.create_flow_repo(tmp_path, message="committed version 1")
-    gitsource.configure_deployment_source(repo.url, access_token=TOKEN)  # ignored for file://, never shown
+    configure_deployment_source(repo.url, access_token=TOKEN)  # ignored for file://, never shown
     pool = f"test-s3-pool-{SUFFIX}"
     services.ensure_work_pool(pool)
     gitsource.deploy(repo.clone, gitsource.S3_DEPLOYMENT, pool=pool, show=False)
@@ -304,6 +323,10 @@ def test_deployment_runs_committed_code_and_hides_the_token(bucket, prefect_serv
         assert second.printed("edited but not committed") and not second.printed("committed version 1")
     finally:
         worker.stop()
+    # The deployment's persisted result is the flow's RMSE on the same months and rounds.
+    from course_lib.pipeline.flows_s3 import main_flow_s3
+
+    assert first.result() == second.result() == main_flow_s3(bucket_block=BUCKET_BLOCK, num_boost_round=3)
     everything = "\n".join(first.logs + second.logs) + worker.log_path.read_text()
     everything += deployments.prefect_cli("deployment", "inspect", f"main-flow-s3/{gitsource.S3_DEPLOYMENT}",
                                           show=False).stdout

@@ -41,9 +41,11 @@ from course_lib.services.base import (HEADLESS_ENV, ServiceError, executable, fr
 from course_lib.services.s3_endpoint import S3Endpoint, check_s3_endpoint
 from course_lib.services.server import PrefectServer, start_server, stop_server
 from course_lib.services.worker import ServedFlow, Worker, ensure_work_pool
+from course_lib.services.receivers import SmtpReceiver, SmtpSettings, WebhookReceiver, smtp_settings
 
 __all__ = [
     "HEADLESS_ENV", "ServiceError", "executable", "free_port", "http_status", "port_is_free", "redact",
     "temporary_env", "use_api", "S3Endpoint", "check_s3_endpoint", "PrefectServer", "start_server",
     "stop_server", "ServedFlow", "Worker", "ensure_work_pool",
+    "SmtpReceiver", "SmtpSettings", "WebhookReceiver", "smtp_settings",
 ]

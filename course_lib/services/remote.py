@@ -1,23 +1,24 @@
 """Lesson 07: a remote workspace — Prefect Cloud when a key is given, else a password-protected
 self-hosted Prefect server standing in for it (offline learners, CI).
 
-Both are driven the same way: a profile holds the API URL and the credentials, a worker on this
-machine polls a pool of the remote workspace, and a deployment's runs are executed here while
-the remote API records them. Secrets (the API key, the server password) are never printed:
-every command that carries one is shown with ``********``.
+The lesson itself runs the commands it teaches (`prefect profile create/use`, `prefect config
+set`, `prefect cloud login`, `prefect work-pool create`, `prefect deploy`, `run_deployment`).
+This module keeps the plumbing: a fresh password for the stand-in server, the HTTP check that
+shows it refuses requests without it, and the API settings of a profile for this process and
+the worker it starts. Secrets (the API key, the server password) are never printed.
 """
 
 from __future__ import annotations
 
+import base64
 import secrets
 
 import pandas as pd
 
-from course_lib.tooling import deployments
-from course_lib import paths, services
+from course_lib import services
 
-REMOTE_POOL = "remote-pool"
-REMOTE_DEPLOYMENT = "taxi_remote"
+#: The settings of a profile that say which API to reach and how to authenticate.
+API_SETTINGS = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING")
 
 
 def new_auth_string(user: str = "course") -> str:
@@ -26,8 +27,6 @@ def new_auth_string(user: str = "course") -> str:
 
 
 def _status(url: str, method: str, auth_string: str | None = None) -> int | None:
-    import base64
-
     headers = {"Content-Type": "application/json"}
     if auth_string:
         headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
@@ -43,61 +42,25 @@ def auth_check(api_url: str, auth_string: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def profile_env(profile: str) -> dict:
-    """Environment that makes a `prefect` command use a profile's settings, not this kernel's."""
-    return {"PREFECT_PROFILE": profile, "PREFECT_API_URL": None, "PREFECT_API_AUTH_STRING": None,
-            "PREFECT_API_KEY": None}
-
-
-def save_profile(profile: str, settings: dict[str, str], secret_values: tuple[str, ...] = ()) -> None:
-    """Create (or update) a profile with ``prefect profile create`` and ``prefect config set``.
-
-    Note: ``prefect config set`` stores values, the auth string included, in plain text in
-    ``$PREFECT_HOME/profiles.toml`` (here inside the git-ignored working folder).
-    """
-    existing = deployments.prefect_cli("profile", "ls", show=False).stdout
-    if profile not in existing.split():
-        deployments.prefect_cli("profile", "create", profile)
-    pairs = [f"{key}={value}" for key, value in settings.items()]
-    deployments.prefect_cli("--profile", profile, "config", "set", *pairs, redact=secret_values)
-
-
-def delete_profile(profile: str, fallback: str = "ephemeral") -> None:
-    """Switch away from ``profile`` (if active) and delete it, so no credentials stay behind."""
-    deployments.prefect_cli("profile", "use", fallback, show=False, check=False)
-    deployments.prefect_cli("profile", "delete", profile, check=False, env={"PREFECT_CLI_PROMPT": "false"})
-
-
-def cloud_login(api_key: str, workspace: str, profile: str = "cloud") -> dict:
-    """``prefect cloud login -k KEY -w ACCOUNT/WORKSPACE`` into a profile; returns its API settings."""
+def profiles() -> tuple[str | None, dict[str, dict[str, str]]]:
+    """(active profile, {profile: {setting: value}}) as written in ``$PREFECT_HOME/profiles.toml``
+    (Prefect's built-in defaults left out)."""
     from prefect.settings.profiles import load_profiles
 
-    save_profile(profile, {"PREFECT_CLI_PROMPT": "false"})
-    deployments.prefect_cli("--profile", profile, "cloud", "login", "-k", api_key, "-w", workspace,
-                            redact=(api_key,), env=profile_env(profile))
-    settings = load_profiles()[profile].settings
-    values = {setting.name: value for setting, value in settings.items()}
-    return {"PREFECT_API_URL": values["PREFECT_API_URL"], "PREFECT_API_KEY": api_key,
-            "PREFECT_API_AUTH_STRING": None}
+    found = load_profiles(include_defaults=False)
+    return found.active_name, {name: {setting.name: str(value) for setting, value in profile.settings.items()}
+                               for name, profile in found.items()}
 
 
-def deploy_and_run(remote_env: dict, parameters: dict, pool: str = REMOTE_POOL,
-                   secret_values: tuple[str, ...] = ()) -> tuple[str, str]:
-    """Deploy the training flow to the remote workspace, run it with a local worker, wait.
-
-    Returns (flow run id, final state name). The worker and the client calls use ``remote_env``
-    only inside this call; the kernel's own PREFECT_API_URL is restored afterwards.
-    """
-    project = paths.subdir("lesson07-project")
-    deployments.init_project(project, show=False)
-    with services.use_api(remote_env):
-        services.ensure_work_pool(pool)
-        with services.Worker(pool):
-            deployments.prefect_cli("deploy", "orchestrate.py:main_flow", "-n", REMOTE_DEPLOYMENT, "-p", pool,
-                                    cwd=project, redact=secret_values)
-            params = [arg for name, value in parameters.items() for arg in ("--param", f"{name}={value}")]
-            result = deployments.prefect_cli("deployment", "run", f"main-flow/{REMOTE_DEPLOYMENT}", *params,
-                                              redact=secret_values)
-            flow_run_id = deployments.flow_run_id_from_output(result.stdout)
-            final_state = deployments.wait_for_flow_run(flow_run_id)
-    return str(flow_run_id), final_state
+def profile_api_env(profile: str) -> dict[str, str | None]:
+    """The API settings of ``profile`` as environment variables (None unsets one), for
+    ``services.use_api(...)``: this process and the worker it starts then reach that profile's API."""
+    _, found = profiles()
+    if profile not in found:
+        raise ValueError(f"there is no profile {profile!r} in profiles.toml (profiles: {sorted(found)}): "
+                         f"create it first with `prefect profile create {profile}`.")
+    settings = found[profile]
+    if "PREFECT_API_URL" not in settings:
+        raise ValueError(f"profile {profile!r} has no PREFECT_API_URL: set it with "
+                         f"`prefect --profile {profile} config set PREFECT_API_URL=...` (or `prefect cloud login`).")
+    return {name: settings.get(name) for name in API_SETTINGS}

@@ -1,8 +1,12 @@
-"""Deployments from a notebook: run the real `prefect` CLI, wait for flow runs with clear errors.
+"""Deployments from a notebook: the plumbing around the `prefect` commands the lessons show.
 
-The lessons teach the CLI a learner types in a terminal (`prefect init`, `prefect deploy`,
-`prefect deployment run`), so `prefect_cli()` runs exactly that command, shows it with its
-output, and fails with the output when it fails.
+The lessons run the CLI as the commands a learner types (`!prefect deployment run ...`,
+`%%bash` cells). What is here waits and reads back: :func:`follow` waits for the run that
+`prefect deployment run` printed and reads its logs, :func:`wait_for_flow_run` says when no
+worker picks a run up, :func:`upcoming_runs` lists the runs each schedule created and
+:func:`next_times` computes the times a schedule should give. :func:`prefect_cli` runs a
+`prefect` command headless with its output checked (for tests, the bench and
+``gitsource.deploy``).
 """
 
 from __future__ import annotations

@@ -635,6 +635,7 @@ DIAGRAMS: dict[str, Callable] = {
 
 #: Screenshots of the real UI; the PNG is ``<out>/<name>.png``.
 SCREENSHOTS = ("ui_flow_runs", "ui_flow_run", "ui_blocks", "ui_work_pool", "ui_artifact")
+SCREENSHOTS += ("ui_automation_wizard", "ui_automations")  # lesson 09: _automation_scene, _automation_pages
 ALL_NAMES = tuple(DIAGRAMS) + SCREENSHOTS
 
 
@@ -854,8 +855,40 @@ def _make_scene(stack: contextlib.ExitStack, result: BuildResult) -> dict:
         "artifact_id": str(latest[0].id),
         "artifact_key": reports.REPORT_KEY,
     }
+    result.scene.update(_automation_scene())
     result.timings["scene"] = time.monotonic() - t0
     return result.scene
+
+
+AUTOMATION = "training-failed"
+
+
+def _automation_scene() -> dict:
+    """Lesson 09's automation (failed/crashed training run -> webhook notification), saved on the server.
+
+    The webhook block points at a port where nothing listens: the screenshots need no receiver.
+    """
+    from prefect.automations import Automation, EventTrigger, Posture, SendNotification
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    block_id = CustomWebhookNotificationBlock(name="course-slack", url="http://127.0.0.1:9/hooks/course",
+                                              json_data={"text": "*{{subject}}*\n{{body}}"}).save(
+        "course-slack", overwrite=True)
+    Automation(name=AUTOMATION, description="Tell the team when a run of the training flow fails or crashes.",
+               trigger=EventTrigger(expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+                                    match_related={"prefect.resource.role": "flow", "prefect.resource.name": "main-flow"},
+                                    posture=Posture.Reactive, threshold=1),
+               actions=[SendNotification(block_document_id=block_id, subject="Training run {{ flow_run.name }} failed",
+                                         body="{{ flow_run.state.message }}")]).create()
+    return {"automation": AUTOMATION}
+
+
+def _automation_pages(scene: dict) -> list[tuple[str, str, list[str]]]:
+    """The automation wizard's first step (its three steps named at the top) and the automations list."""
+    return [
+        ("ui_automation_wizard", "/v2/automations/create", ["Trigger", "Actions", "Details"]),
+        ("ui_automations", "/v2/automations", [scene["automation"], "Trigger", "Action", "course-slack"]),
+    ]
 
 
 def _drain_logs() -> None:
@@ -876,7 +909,7 @@ def _pages(scene: dict) -> list[tuple[str, str, list[str]]]:
         ("ui_work_pool", f"/v2/work-pools/work-pool/{POOL}?tab=Workers", [POOL, WORKER_NAME, "Online"]),
         ("ui_artifact", f"/v2/artifacts/artifact/{scene['artifact_id']}",
          [scene["artifact_key"], "Trip-duration model report", "Validation RMSE"]),
-    ]
+    ] + _automation_pages(scene)
 
 
 def _take_screenshots(scene: dict, out: Path, names: list[str], chromium: str, profile: Path) -> dict[str, Shot]:
