@@ -208,11 +208,14 @@ def _run_parts(client, flow_run_id, triggered: float, seen: float) -> dict[str, 
     logs = _log_times(client, flow_run_id)
     ml = _mlflow_times(flow_run_id)
 
-    def task_seconds(prefix: str) -> float:
-        return sum((t.end_time - t.start_time).total_seconds() for t in tasks
-                   if t.name.startswith(prefix) and t.start_time and t.end_time)
+    def of(function: str, task) -> bool:  # the task key starts with the function's name; run names are free
+        return (task.task_key or "").startswith(function) or task.name.startswith(function)
 
-    train_task = next((t for t in tasks if t.name.startswith("train_best_model") and t.start_time), None)
+    def task_seconds(function: str) -> float:
+        return sum((t.end_time - t.start_time).total_seconds() for t in tasks
+                   if of(function, t) and t.start_time and t.end_time)
+
+    train_task = next((t for t in tasks if of("train_best_model", t) and t.start_time), None)
     nan = float("nan")
     return {
         "total": seen - triggered,
