@@ -97,6 +97,11 @@ def test_make_services_starts_reports_is_reused_and_stops_on_ctrl_c(tmp_path):
         assert "started by `make services`" in lesson.stdout
         assert http_status(f"http://127.0.0.1:{port}/api/health") == 200
 
+        # Lessons can find the other services too.
+        record = json.loads((workdir / "prefect" / "services.json").read_text())
+        assert record["services"]["s3"] == f"http://127.0.0.1:{s3_port}"
+        assert record["services"]["mlflow"] == f"http://127.0.0.1:{mlflow_port}"
+
         # A service that dies is reported as it happens.
         os.killpg(pids["S3 endpoint"], signal.SIGKILL)
         lines.wait_for(r"S3 endpoint: running -> exited", timeout=30)
@@ -115,6 +120,7 @@ def test_make_services_starts_reports_is_reused_and_stops_on_ctrl_c(tmp_path):
     assert not [name for name, pid in pids.items() if _alive(pid)]
     assert port_is_free(port) and port_is_free(mlflow_port) and port_is_free(s3_port)
     assert not (workdir / "course.env").exists()  # the line for other terminals went with the server
+    assert not (workdir / "prefect" / "services.json").exists()
 
 
 def _course_state(workdir: Path) -> None:

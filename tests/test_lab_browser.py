@@ -143,7 +143,7 @@ def test_lesson_runs_in_jupyterlab_without_error(lab, browser, lesson):
     url, token = lab
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(f"{url}/lab/tree/notebooks/{lesson}?token={token}", wait_until="domcontentloaded", timeout=120_000)
+        page.goto(f"{url}/lab/tree/notebooks/{lesson}?reset&token={token}", wait_until="domcontentloaded", timeout=120_000)
         page.wait_for_function(f"(() => {{ const s = ({NOTEBOOK_STATE_JS})(); return s && s.kernel === 'idle'; }})()",
                                timeout=180_000, polling=500)
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
@@ -164,7 +164,6 @@ def test_lesson_runs_in_jupyterlab_without_error(lab, browser, lesson):
             idle_polls = idle_polls + 1 if state["kernel"] == "idle" and not state["running"] else 0
             if idle_polls >= 2 and (done or stopped):
                 break
-        page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
         page.screenshot(path=str(BUILD / f"lab-{Path(lesson).stem}.png"))
         assert state is not None, "the notebook never opened"
         notebook = state["notebook"]

@@ -28,10 +28,8 @@ HEADLESS_ENV: dict[str, str] = {
     "COLUMNS": "200",  # the CLI's tables are cut at 80 columns otherwise
 }
 
-#: Where start_server() runs the learners' server, so every lesson's kernel finds the same one.
-#: ``COURSE_LEARNER_PORT`` moves it (the tests do: they never touch 4200).
+#: Where start_server() runs the learners' server (server.LEARNER_PORT, COURSE_LEARNER_PORT).
 DEFAULT_LEARNER_PORT = 4200
-LEARNER_PORT = DEFAULT_LEARNER_PORT  # kept for imports; use learner_port() to honour the variable
 
 #: How often a watchdog checks that the process which started a service is still alive.
 WATCHDOG_POLL_SECONDS = 0.25
@@ -137,11 +135,6 @@ def _env_port(name: str) -> int | None:
     if not 0 < port < 65536:
         raise ServiceError(f"{name}={raw!r} is not a valid TCP port (1-65535). Fix: set it to e.g. 4200, or unset it.")
     return port
-
-
-def learner_port() -> int:
-    """The port of the learners' shared server: ``COURSE_LEARNER_PORT`` or 4200."""
-    return _env_port("COURSE_LEARNER_PORT") or DEFAULT_LEARNER_PORT
 
 
 # The watchdog: a tiny companion process per service (``python -I -S -c WATCHDOG_CODE``). It

@@ -28,9 +28,18 @@ from course_lib.services.base import (
     executable,
     free_port,
     http_status,
-    learner_port,
     port_is_free,
+    DEFAULT_LEARNER_PORT,
 )
+
+#: Where start_server() runs the learners' server, so every lesson's kernel finds the same one;
+#: ``COURSE_LEARNER_PORT`` overrides it (the tests never touch 4200).
+LEARNER_PORT = DEFAULT_LEARNER_PORT
+
+
+def learner_port() -> int:
+    """The learners' shared server port: ``COURSE_LEARNER_PORT``, else :data:`LEARNER_PORT` (4200)."""
+    return _env_port("COURSE_LEARNER_PORT") or LEARNER_PORT
 
 #: Who started a course server, as the reuse message says it.
 OWNER_COURSE = "the course"            # a lesson's kernel or a script (start_server, PrefectServer)

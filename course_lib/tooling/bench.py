@@ -4,7 +4,7 @@ The machines the course runs on are small and shared, so absolute seconds are no
 figure is therefore a ratio or a difference of two measurements taken in the same run, next to
 the absolute medians. Nothing here is a test: it prints, and writes build/bench.json.
 
-    python -m course_lib.tooling.bench [--only training,overhead,imports,deployments,course,setup,scaleout]
+    python -m course_lib.tooling.bench [--only training,overhead,imports,deployments,latency,course,setup,scaleout]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from course_lib import paths
 
-SECTIONS = ("training", "overhead", "imports", "deployments", "course", "setup", "scaleout")
+SECTIONS = ("training", "overhead", "imports", "deployments", "latency", "course", "setup", "scaleout")
 RESULTS: list[dict] = []
 
 
@@ -163,6 +163,138 @@ def bench_deployments() -> None:
            "runs: " + ", ".join(f"{s:.1f}" for s in seconds))
 
 
+# ---------------------------------------------------------------- 4b. deployment latency, part by part
+LATENCY_RUNS = int(os.environ.get("COURSE_BENCH_LATENCY_RUNS", "5"))
+LATENCY_TARGET_S = 5.0
+
+def _log_times(client, flow_run_id) -> dict[str, float]:
+    """When the flow run's own log lines were written (the engine logs its pull steps and start)."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    marks = {"Running ": "pull_started", "All deployment steps completed": "pull_done"}
+    times: dict[str, float] = {}
+    logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
+    for log in logs:
+        for prefix, name in marks.items():
+            if log.message.startswith(prefix):
+                times[name] = min(times.get(name, float("inf")), log.timestamp.timestamp())
+    return times
+
+
+def _mlflow_times(flow_run_id) -> dict[str, float]:
+    """The MLflow run the flow run wrote: its start, when the RMSE was logged (training done), its end."""
+    import mlflow
+
+    from course_lib.pipeline import tracking
+
+    client = mlflow.MlflowClient(tracking_uri=tracking.tracking_uri())
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
+    runs = client.search_runs([experiment.experiment_id], f"tags.prefect_flow_run_id = '{flow_run_id}'")
+    if not runs:
+        return {}
+    run = runs[0]
+    rmse = client.get_metric_history(run.info.run_id, "rmse")
+    return {"start": run.info.start_time / 1000, "trained": rmse[-1].timestamp / 1000 if rmse else float("nan"),
+            "end": run.info.end_time / 1000}
+
+
+def _run_parts(client, flow_run_id, triggered: float, seen: float) -> dict[str, float]:
+    """Seconds of each part of one deployment run, from the server's state timestamps, the flow
+    run's log lines, its task runs and the MLflow run it wrote."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    states = {state.type.value: state.timestamp.timestamp() for state in client.read_flow_run_states(flow_run_id)}
+    tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    logs = _log_times(client, flow_run_id)
+    ml = _mlflow_times(flow_run_id)
+
+    def of(function: str, task) -> bool:  # the task key starts with the function's name; run names are free
+        return (task.task_key or "").startswith(function) or task.name.startswith(function)
+
+    def task_seconds(function: str) -> float:
+        return sum((t.end_time - t.start_time).total_seconds() for t in tasks
+                   if of(function, t) and t.start_time and t.end_time)
+
+    train_task = next((t for t in tasks if of("train_best_model", t) and t.start_time), None)
+    nan = float("nan")
+    return {
+        "total": seen - triggered,
+        "poll": states["PENDING"] - triggered,
+        "process": logs.get("pull_started", nan) - states["PENDING"],
+        "pull": logs.get("pull_done", nan) - logs.get("pull_started", nan),
+        "flow_module": states["RUNNING"] - logs.get("pull_done", nan),  # the engine loads the flow, then Running
+        "read_and_features": task_seconds("read_data") + task_seconds("add_features"),
+        "mlflow_setup": (ml.get("start", nan) - train_task.start_time.timestamp()) if train_task else nan,
+        "training": ml.get("trained", nan) - ml.get("start", nan),
+        "mlflow_logging": ml.get("end", nan) - ml.get("trained", nan),
+        "train_task": task_seconds("train_best_model"),
+        "reports": task_seconds("publish_reports"),
+        "body": states["COMPLETED"] - states["RUNNING"],
+        "seen": seen - states["COMPLETED"],
+    }
+
+
+def bench_latency() -> None:
+    """`taxi_local_data` (prefect.yaml) run by a course worker: trigger -> Completed, part by part.
+
+    Every part is measured inside the real runs: the server's state timestamps (Scheduled ->
+    Pending -> Running -> Completed; the engine proposes Running once the flow's module is
+    imported), the flow run's own log lines (the engine logs its pull steps), its task runs, and the
+    MLflow run it wrote (start, when the RMSE was logged, end).
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    from course_lib import services
+    from course_lib.tooling import deployments
+
+    pool, deployment = deployments.LOCAL_POOL, f"main-flow/{deployments.LOCAL_DEPLOYMENT}"
+    services.ensure_work_pool(pool)
+    deployments.prefect_cli("deploy", "--name", deployments.LOCAL_DEPLOYMENT, cwd=paths.REPO_ROOT, show=False)
+    parameters = {"source": "synthetic", "num_boost_round": 10}
+    runs: list[dict[str, float]] = []
+    with services.Worker(pool) as worker, get_client(sync_client=True) as client:
+        for attempt in range(LATENCY_RUNS + 1):  # the first run warms the page cache, not counted
+            triggered = time.time()
+            flow_run = run_deployment(deployment, parameters=parameters, timeout=0, _sync=True)
+            state = deployments.wait_for_flow_run(flow_run.id, poll_seconds=0.1)
+            seen = time.time()
+            assert state == "Completed", state
+            if attempt:
+                runs.append(_run_parts(client, flow_run.id, triggered, seen))
+        query_seconds = worker.query_seconds
+
+    def median(key: str) -> float:
+        values = [run[key] for run in runs if run[key] == run[key]]  # NaN: the mark was not found
+        return statistics.median(values) if values else float("nan")
+
+    body_other = median("body") - median("read_and_features") - median("train_task") - median("reports")
+    total = median("total")
+    parts = [
+        ("waiting for the worker's poll", median("poll"),
+         f"floor: the worker asks every {query_seconds:g} s (Worker(query_seconds=...)), half of it on average"),
+        ("process start + import prefect", median("process"),
+         "Pending -> the engine's first log line: a new Python process and Prefect's own import"),
+        ("pull step (set_working_directory)", median("pull"), ""),
+        ("importing the flow's module", median("flow_module"),
+         "pandas + xgboost (which imports scikit-learn and scipy) + course_lib: all used by the run"),
+        ("flow body: read data + features", median("read_and_features"), ""),
+        ("flow body: import mlflow + set up the store", median("mlflow_setup"), "start of train_best_model"),
+        ("flow body: training (xgboost)", median("training"), ""),
+        ("flow body: MLflow logging (params, artifact, model)", median("mlflow_logging"),
+         "mlflow.xgboost.log_model writes the model, its MLmodel file and environment files"),
+        ("flow body: reports (artifacts)", median("reports"), ""),
+        ("flow body: other (engine, task and result bookkeeping)", body_other, ""),
+        ("Completed -> seen by the caller", median("seen"), "the caller polls every 0.1 s"),
+    ]
+    for name, value, detail in parts:
+        record(f"latency: {name}", value, "s", detail=detail)
+    largest = max((part for part in parts if part[1] == part[1]), key=lambda part: part[1])
+    record("deployment trigger -> Completed (taxi_local_data, median)", total, "s", f"<= {LATENCY_TARGET_S:g}",
+           total <= LATENCY_TARGET_S, f"{len(runs)} runs: " + ", ".join(f"{run['total']:.1f}" for run in runs)
+           + f"; largest part: {largest[0]} ({largest[1]:.1f} s)")
+
+
 # ---------------------------------------------------------------- 5. course and setup
 def bench_course() -> None:
     from course_lib.tooling import runner
@@ -280,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     from course_lib import services
 
     bootstrap.apply_headless_env()
-    needs_server = {"overhead", "deployments"} & set(chosen)
+    needs_server = {"overhead", "deployments", "latency"} & set(chosen)
     server = services.PrefectServer(name="bench").start() if needs_server else None
     try:
         for name in chosen:

@@ -76,6 +76,35 @@ class MlflowUI(_ManagedProcess):
         return http_status(f"{self.url}/health", timeout=2) == 200
 
 
+def services_record_path() -> Path:
+    """``<workdir>/prefect/services.json``: what ``make services`` runs now (for lessons to reuse)."""
+    return paths.subdir("prefect") / "services.json"
+
+
+def running_service(name: str) -> str | None:
+    """The URL of a service ``make services`` runs now ("s3", "mlflow", "worker"), else None.
+
+    A lesson can reuse it instead of starting its own, e.g. the S3 endpoint:
+    ``instructor.running_service("s3") or services.S3Endpoint().start().endpoint_url``.
+    """
+    import json
+
+    try:
+        record = json.loads(services_record_path().read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(int(record["pid"]), 0)
+    except (KeyError, ValueError, ProcessLookupError):
+        return None
+    except PermissionError:
+        pass
+    url = record.get("services", {}).get(name)
+    if name == "worker":
+        return url
+    return url if url and http_status(url.rstrip("/") + ("/health" if name == "mlflow" else "/"), timeout=2) else None
+
+
 def _port(value: int | None, variable: str, default: int) -> int:
     return value or base._env_port(variable) or default
 
@@ -143,6 +172,10 @@ def services(port: int | None = None, s3_port: int | None = None, mlflow_port: i
             ("S3 endpoint", s3, s3.endpoint_url, lambda: http_status(s3.endpoint_url + "/", timeout=2) is not None),
             ("MLflow UI", mlflow_ui, mlflow_ui.url, mlflow_ui.healthy),
         ]
+        import json
+
+        services_record_path().write_text(json.dumps({"pid": os.getpid(), "services": {
+            "server": server.api_url, "worker": worker.name, "s3": s3.endpoint_url, "mlflow": mlflow_ui.url}}, indent=1))
         print()
         print(_table([(name, url, str(service.pid), str(service.log_path)) for name, service, url, _ in watched]))
         print()
@@ -166,6 +199,7 @@ def services(port: int | None = None, s3_port: int | None = None, mlflow_port: i
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+        services_record_path().unlink(missing_ok=True)
         for name, service in reversed(started):
             try:
                 service.stop()

@@ -36,6 +36,9 @@ BUILD_DIR = paths.REPO_ROOT / "build"
 QUICK_PARAMETERS = {"source": "synthetic", "num_boost_round": 10}
 CHECK_OUTPUT_MARK = "# NBVAL_CHECK_OUTPUT"
 EXPECTED_OUTPUTS = paths.REPO_ROOT / "tests" / "notebook_outputs.json"
+# The kernels' own log shows errors only: no "Kernel is running over TCP without encryption"
+# warning per lesson (the kernel listens on 127.0.0.1 and lives as long as its lesson).
+QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]
 
 
 @dataclass
@@ -160,7 +163,8 @@ def execute(notebook: Path, out_dir: Path, quick: bool) -> NotebookRun:
         both.write_text(json.dumps(checks.both_ways(json.loads(notebook.read_text())), indent=1))
         papermill.execute_notebook(str(both), str(out_dir / notebook.name),
                                    parameters=parameters_for(notebook, quick), cwd=str(notebook.parent),
-                                   kernel_name="python3", progress_bar=False, log_output=False)
+                                   kernel_name="python3", progress_bar=False, log_output=False,
+                                   extra_arguments=QUIET_KERNEL)
     except Exception as exc:  # any failure is reported in the table, the run goes on
         return NotebookRun(notebook.name, "FAILED", time.perf_counter() - started, _cell_error(exc))
     finally:
