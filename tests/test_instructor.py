@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from course_lib.services import free_port, http_status, port_is_free
 

@@ -267,7 +267,7 @@ def _read_parquet_file(path: Path, delete_hint: bool = True) -> pd.DataFrame:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a bad file
         hint = (
-            f"delete it so the month is downloaded again (or pass source='synthetic')"
+            "delete it so the month is downloaded again (or pass source='synthetic')"
             if delete_hint
             else "check that it is a TLC parquet file"
         )

@@ -158,8 +158,7 @@ def wait_for_triggered_run(deployment_id, since, timeout: float = 60):
     import time
 
     from prefect import get_client
-    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
-                                                FlowRunFilterStartTime)
+    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId)
     from prefect.client.schemas.sorting import FlowRunSort
 
     deadline = time.monotonic() + timeout

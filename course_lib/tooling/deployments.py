@@ -18,10 +18,14 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from course_lib import services
 from course_lib.tooling.runs import api_client
+
+if TYPE_CHECKING:  # pandas is imported where a table is built
+    import pandas as pd
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _SPINNER = re.compile(r"^\s*[\u2800-\u28ff]")

@@ -150,7 +150,7 @@ def services(port: int | None = None, s3_port: int | None = None, mlflow_port: i
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     started: list[tuple[str, object]] = []
     try:
-        print(f"Starting the course's services (Ctrl-C stops them all) ...", flush=True)
+        print("Starting the course's services (Ctrl-C stops them all) ...", flush=True)
         server = svc.PrefectServer(port=port, name="local", owner=server_module.OWNER_INSTRUCTOR)
         started.append(("Prefect server", server))
         server.start()

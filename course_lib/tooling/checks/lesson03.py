@@ -38,8 +38,8 @@ def completed_main_flow_runs(completed_runs) -> str:
     if completed_runs == expected:
         return f"Right: the server holds {expected} Completed run(s) of {FLOW_NAME}."
     if completed_runs == 200 < expected:
-        raise NotYet(f"read_flow_runs returns at most 200 runs unless you pass limit=..., and the server holds "
-                     f"more: count them with client.count_flow_runs(...) (same filters) instead.")
+        raise NotYet("read_flow_runs returns at most 200 runs unless you pass limit=..., and the server holds "
+                     "more: count them with client.count_flow_runs(...) (same filters) instead.")
     if completed_runs == _count(FLOW_NAME, completed_only=False):
         raise NotYet(f"{completed_runs} is the number of ALL runs of {FLOW_NAME}, failed ones included: add "
                      "flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType("
