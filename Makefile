@@ -39,7 +39,7 @@ course: setup
 # executed once by nbval (one Prefect server for the whole session, see conftest.py).
 test: setup system-deps
 	$(BIN)/python -m course_lib.tooling.runner prepare --out build/prepared
-	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env
+	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env --durations=25
 
 # The course's pictures: diagrams drawn from code, screenshots of the real Prefect UI.
 images: setup system-deps
