@@ -43,7 +43,7 @@ def reads_concurrently(read_both, source: str = "synthetic"):
             and all(isinstance(frame, pd.DataFrame) for frame in result)):
         raise NotYet(f"read_both should return the two DataFrames (train, val); it returned {type(result).__name__}. "
                      "Return future_train.result(), future_val.result().")
-    reads = [run for run in task_runs_of(flow_run_id) if run.name.startswith("read_data")]
+    reads = [run for run in task_runs_of(flow_run_id) if run.task_key.startswith("read_data")]  # run names are templated; the key is the function
     if len(reads) != 2:
         raise NotYet(f"The server has {len(reads)} read_data task runs for your flow run, not 2: call read_data once per month.")
     first, second = reads
