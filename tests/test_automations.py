@@ -18,22 +18,13 @@ import pytest
 from course_lib import services
 from course_lib.pipeline import notify
 from course_lib.services import ServiceError, SmtpReceiver, WebhookReceiver
+from tests.helpers import group_gone
 
 TAG = uuid.uuid4().hex[:8]
 PASSWORD = f"smtp-pw-{uuid.uuid4().hex}"  # unique: searched for in every output
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _group_gone(pgid: int, wait: float = 10.0) -> bool:
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
 
 
 def _bounded(fn, seconds: float = 180):
@@ -253,7 +244,7 @@ def test_receivers_stop_as_a_group_and_at_exit():
     pids = [hook.pid, smtp.pid]
     hook.stop(), smtp.stop()
     hook.stop()  # idempotent
-    assert all(_group_gone(pid) for pid in pids)
+    assert all(group_gone(pid) for pid in pids)
     assert hook.messages() == [] and not hook.running
     # A Python process that exits without stopping them: the services stop at exit.
     code = ("from course_lib.services import WebhookReceiver, SmtpReceiver\n"
@@ -261,7 +252,7 @@ def test_receivers_stop_as_a_group_and_at_exit():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     left = [int(pid) for pid in proc.stdout.split()[-2:]]
-    assert all(_group_gone(pid) for pid in left), f"receiver process groups {left} outlived their Python"
+    assert all(group_gone(pid) for pid in left), f"receiver process groups {left} outlived their Python"
 
 
 def test_a_port_in_use_is_named():

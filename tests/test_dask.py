@@ -20,25 +20,16 @@ from course_lib import services
 from course_lib.pipeline import search
 from course_lib.services import DaskCluster, ServiceError, check_dask_scheduler, free_port
 from course_lib.tooling.checks.lesson08 import task_runs_of
+from tests.helpers import group_gone
 
 
-def _gone(pid: int, wait: float = 10.0) -> bool:
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
 def cluster(prefect_server):
     with DaskCluster(n_workers=2, preload=["course_lib.pipeline.search"], name="test") as running:
         yield running
-    assert all(_gone(pid) for pid in running.pids), "a scheduler or worker outlived the cluster's stop()"
+    assert all(group_gone(pid) for pid in running.pids), "a scheduler or worker outlived the cluster's stop()"
 
 
 def test_a_cluster_is_a_real_scheduler_with_its_workers(cluster):
@@ -140,7 +131,7 @@ def test_a_worker_killed_mid_search_the_search_still_completes(prefect_server):
         assert state.is_completed(), state.message
         assert len(state.result()["rows"]) == 4
         assert not doomed.workers[victim].running
-    assert all(_gone(pid) for pid in doomed.pids)
+    assert all(group_gone(pid) for pid in doomed.pids)
 
 
 def test_a_dask_runner_localcluster_leaves_no_process(prefect_server):
@@ -175,7 +166,7 @@ def test_a_failing_lesson_leaves_no_scheduler_or_worker(tmp_path):
                           env={**os.environ, "COURSE_WORKDIR": str(tmp_path)})
     assert done.returncode != 0 and "a lesson cell failed" in done.stderr
     pids = [int(pid) for pid in done.stdout.split()]
-    assert len(pids) == 3 and all(_gone(pid) for pid in pids)
+    assert len(pids) == 3 and all(group_gone(pid) for pid in pids)
 
 
 def test_a_cluster_without_the_dashboard_still_counts_its_workers(monkeypatch, tmp_path):
@@ -183,7 +174,7 @@ def test_a_cluster_without_the_dashboard_still_counts_its_workers(monkeypatch, t
     with DaskCluster(n_workers=1, name="test-nodash") as cluster:
         assert cluster.dashboard_link is None and "--no-dashboard" in cluster.commands[0]
         assert cluster.connected_workers() == 1
-    assert all(_gone(pid) for pid in cluster.pids)
+    assert all(group_gone(pid) for pid in cluster.pids)
 
 
 def test_bad_worker_counts_are_refused():

@@ -9,7 +9,6 @@ course server sees ONLINE.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from course_lib.services import free_port
 from course_lib.services import server as server_module
+from tests.helpers import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = Path(sys.executable)
@@ -103,13 +103,6 @@ def test_a_fresh_shell_with_the_line_starts_a_worker_the_course_server_sees(pref
                     break
                 time.sleep(1)
     finally:
-        try:
-            os.killpg(shell.pid, signal.SIGTERM)
-            shell.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(shell.pid, signal.SIGKILL)
-            shell.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        stop_group(shell, grace=20)
     output = shell.stdout.read() if shell.stdout else ""
     assert status == "ONLINE", f"worker {name} not ONLINE on the course server; its output:\n{output[-2000:]}"

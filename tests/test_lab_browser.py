@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -27,6 +26,7 @@ import pytest
 
 from course_lib.services import free_port, http_status
 from course_lib.tooling import instructor, runner
+from tests.helpers import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -84,14 +84,7 @@ def lab(prefect_server):
             time.sleep(0.5)
         yield url, token
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        stop_group(process, grace=30)
         log.close()
 
 

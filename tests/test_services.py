@@ -37,21 +37,12 @@ from course_lib.services import (
     start_server,
     stop_server,
 )
+from tests.helpers import group_gone
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _group_gone(pgid: int, wait: float = 5.0) -> bool:
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
 
 
 def _pid_gone(pid: int) -> bool:
@@ -177,7 +168,7 @@ def test_worker_comes_online_and_stops(server):
         assert worker.startup_seconds is not None
         assert "started" in worker.log_tail()
     assert not worker.running
-    assert _pid_gone(pid) and _group_gone(pid)
+    assert _pid_gone(pid) and group_gone(pid, wait=5.0)
     worker.stop()  # idempotent
 
 
@@ -227,7 +218,7 @@ def test_server_that_cannot_start_reports_its_log(env):
     assert "exited with code" in message
     assert "keepalive_timeout" in message  # text from the server's own log
     assert broken.process is not None and broken.process.poll() is not None
-    assert _group_gone(broken.process.pid)
+    assert group_gone(broken.process.pid, wait=5.0)
     assert "PREFECT_API_URL" not in os.environ
     broken.stop()  # idempotent after a failed start
 
@@ -258,7 +249,7 @@ def test_auth_server_and_failure_inside_with_block(env, server):
 
     # the failure did not leak the server
     assert not auth_server.running
-    assert _group_gone(pgid)
+    assert group_gone(pgid, wait=5.0)
     assert port_is_free(port)
     assert "PREFECT_API_URL" not in os.environ
     assert "PREFECT_API_AUTH_STRING" not in os.environ
@@ -419,7 +410,7 @@ def test_s3_endpoint_roundtrip(course_env):
         body = client.get_object(Bucket="course-bucket", Key="data/hello.txt")["Body"].read()
         assert body == b"hello prefect"
         assert "testing" not in s3.log_tail(200)
-    assert not s3.running and _group_gone(pid)
+    assert not s3.running and group_gone(pid, wait=5.0)
     assert port_is_free(port)
     with pytest.raises(ServiceError, match=url):
         check_s3_endpoint(url)
@@ -433,7 +424,7 @@ def test_stopping_the_shared_server_leaves_nothing(server):
     pgid, port = server.pid, server.port
     server.stop()
     assert not server.running
-    assert _group_gone(pgid)
+    assert group_gone(pgid, wait=5.0)
     assert port_is_free(port)
     assert "PREFECT_API_URL" not in os.environ  # restored to its value before start (unset)
     server.stop()  # idempotent
