@@ -44,6 +44,18 @@ def task_with_retries(fetch_month) -> str:
             "2 s apart, before its run is Failed.")
 
 
+def _completed_run(flow_fn, name: str, argument, hint: str = ""):
+    """Run the learner's flow once; its final state, or a hint when it is no flow or did not complete."""
+    if not _is_flow(flow_fn):
+        raise NotYet(f"`{name}` is a {type(flow_fn).__name__}, not a flow: keep `@flow` above `def {name}` "
+                     "and run the cell again.")
+    state = flow_fn(argument, return_state=True)
+    if not state.is_completed():
+        raise NotYet(f"{name}({argument}) ended {state.name}, not Completed: run it in a cell and read its error."
+                     + hint)
+    return state
+
+
 def _task_run_names(flow_run_id) -> list[str]:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -56,13 +68,8 @@ def _task_run_names(flow_run_id) -> list[str]:
 
 @exercise("02.2", "Name each task run after its month")
 def task_run_names(download_months) -> str:
-    if not _is_flow(download_months):
-        raise NotYet(f"`download_months` is a {type(download_months).__name__}, not a flow: keep `@flow` "
-                     "above `def download_months` and run the cell again.")
-    state = download_months(MONTHS, return_state=True)
-    if not state.is_completed():
-        raise NotYet(f"download_months({MONTHS}) ended {state.name}, not Completed: run it in a cell and read "
-                     "its error. A task_run_name template can only use the task's own parameters, here {month}.")
+    state = _completed_run(download_months, "download_months", MONTHS,
+                           hint=" A task_run_name template can only use the task's own parameters, here {month}.")
     names = _task_run_names(state.state_details.flow_run_id)
     expected = [f"download-{month}" for month in MONTHS]
     if names == expected:
@@ -85,13 +92,7 @@ def task_run_names(download_months) -> str:
 def logs_rmse(report_rmse) -> str:
     from course_lib.tooling.runs import flow_run_logs
 
-    if not _is_flow(report_rmse):
-        raise NotYet(f"`report_rmse` is a {type(report_rmse).__name__}, not a flow: keep `@flow` above "
-                     "`def report_rmse` and run the cell again.")
-    state = report_rmse(RMSE, return_state=True)
-    if not state.is_completed():
-        raise NotYet(f"report_rmse({RMSE}) ended {state.name}, not Completed: run it in a cell and read "
-                     "its error.")
+    state = _completed_run(report_rmse, "report_rmse", RMSE)
     expected = f"{RMSE:.3f}"
     logs = flow_run_logs(state.state_details.flow_run_id)
     found = [line for line in logs if expected in line]
