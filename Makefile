@@ -36,10 +36,11 @@ course: setup
 	$(BIN)/python -m course_lib.tooling.runner run
 
 # The library tests, then every notebook with quick parameters injected by papermill and
-# executed once by nbval (one Prefect server for the whole session, see conftest.py).
+# executed once by nbval, on two pytest-xdist workers that each take whole files (each worker has
+# its own Prefect server and working folder, see conftest.py).
 test: setup system-deps
 	$(BIN)/python -m course_lib.tooling.runner prepare --out build/prepared
-	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env --durations=25
+	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env -n 2 --dist loadfile --durations=25
 
 # The course's pictures: diagrams drawn from code, screenshots of the real Prefect UI.
 images: setup system-deps

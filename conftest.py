@@ -4,6 +4,9 @@ ONE real Prefect server serves the whole session: library tests that need it ask
 `prefect_server` fixture, and before the first notebook cell runs it is started and exported
 as PREFECT_API_URL, so every notebook's kernel inherits it and reuses it.
 
+Under pytest-xdist each worker has its own server and working folder (see below), and the
+controller runs the leak check after the last worker has finished.
+
 At session end, after that server is stopped, no service of the course started by this session
 may still run (a worker, an S3 endpoint, a served flow, a dask scheduler or worker, a second
 Prefect server...): every process started from this session inherits COURSE_TEST_SESSION, so
@@ -21,12 +24,29 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent
-# Tests write into their own working folder, never into the learner's work/.
-os.environ.setdefault("COURSE_WORKDIR", str(ROOT / "build" / "test-work"))
+# Tests write into their own working folder, never into the learner's work/. Under
+# pytest-xdist (`make test` runs two workers) each worker gets its own: its own server database,
+# lesson projects, MLflow store and data, so the two never touch each other's files.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_TEST_WORK = Path(os.environ.get("COURSE_TEST_WORKDIR") or os.environ.get("COURSE_WORKDIR") or ROOT / "build" / "test-work")
+os.environ["COURSE_TEST_WORKDIR"] = str(_TEST_WORK)  # the workers inherit the base, not the controller's choice
+os.environ["COURSE_WORKDIR"] = str(_TEST_WORK / _WORKER if _WORKER else _TEST_WORK)
 os.environ.setdefault("COURSE_PREFECT_UI", "0")  # the server starts ~20 s sooner without the UI
 # Unique per session (a nested pytest run gets its own), inherited by every process it starts.
 SESSION_MARK = "COURSE_TEST_SESSION"
+_INHERITED_MARK = os.environ.get(SESSION_MARK)
 os.environ[SESSION_MARK] = uuid.uuid4().hex
+
+
+def _is_xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config):
+    # An xdist worker keeps its controller's mark: the controller checks for leaks once every
+    # worker has finished (a worker's own check would see the other worker's live services).
+    if _is_xdist_worker(config) and _INHERITED_MARK:
+        os.environ[SESSION_MARK] = _INHERITED_MARK
 
 _session_server = None
 
@@ -73,6 +93,18 @@ def real_month_files() -> dict[int, Path]:
         pytest.skip(f"real TLC files absent: {missing}; put them in ../shared/data beside the repository or set "
                     f"{REAL_DATA_ENV} (the synthetic tests still cover the code)")
     return files
+
+
+def pytest_collection_modifyitems(config, items):
+    # `make test` hands whole files to two xdist workers (--dist loadfile) in this order: the
+    # lessons first, the longest (the later ones) first, so the short test files fill the end and
+    # neither worker idles while the other finishes a long lesson. A file's items keep their order.
+    def rank(item) -> tuple:
+        if item.path.suffix == ".ipynb":
+            return (0, -int(item.path.name[:2]) if item.path.name[:2].isdigit() else 0)
+        return (1, 0)
+
+    items.sort(key=rank)  # stable
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -148,8 +180,8 @@ def _stop(pids: list[int]) -> None:
 def pytest_sessionfinish(session, exitstatus):
     if _session_server is not None:
         _session_server.stop()
-    if not sys.platform.startswith("linux"):
-        return
+    if _is_xdist_worker(session.config) or not sys.platform.startswith("linux"):
+        return  # an xdist worker: its controller checks when every worker has finished
     # A service stopping as the session ends gets a few seconds to finish exiting.
     deadline = time.monotonic() + 5
     leaked = leaked_services()
