@@ -40,7 +40,7 @@ course: setup
 # its own Prefect server and working folder, see conftest.py).
 test: setup system-deps
 	$(BIN)/python -m course_lib.tooling.runner prepare --out build/prepared
-	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env -n 2 --dist loadfile --durations=25
+	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 # The course's pictures: diagrams drawn from code, screenshots of the real Prefect UI.
 images: setup system-deps

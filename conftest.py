@@ -31,6 +31,10 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 _TEST_WORK = Path(os.environ.get("COURSE_TEST_WORKDIR") or os.environ.get("COURSE_WORKDIR") or ROOT / "build" / "test-work")
 os.environ["COURSE_TEST_WORKDIR"] = str(_TEST_WORK)  # the workers inherit the base, not the controller's choice
 os.environ["COURSE_WORKDIR"] = str(_TEST_WORK / _WORKER if _WORKER else _TEST_WORK)
+# A learner's kernel has no COLUMNS, so the course's 200 applies (services.HEADLESS_ENV); an xdist
+# worker inherits COLUMNS=80, which would cut the CLI's tables (`prefect block ls`) as no learner sees them.
+if _WORKER:
+    os.environ.pop("COLUMNS", None)
 os.environ.setdefault("COURSE_PREFECT_UI", "0")  # the server starts ~20 s sooner without the UI
 # Unique per session (a nested pytest run gets its own), inherited by every process it starts.
 SESSION_MARK = "COURSE_TEST_SESSION"
@@ -95,16 +99,21 @@ def real_month_files() -> dict[int, Path]:
     return files
 
 
+# Seconds each file took in `make test` (2 workers, measured 2026-11-28); they only set the order.
+FILE_SECONDS = {
+    "08_scale_out.ipynb": 156, "04_deploy_local_data.ipynb": 132, "test_images.py": 124, "test_lab_browser.py": 118,
+    "09_automations.ipynb": 109, "05_s3_blocks.ipynb": 96, "10_homework.ipynb": 93, "07_prefect_cloud.ipynb": 92,
+    "test_s3.py": 91, "test_remote.py": 84, "test_dask.py": 78, "test_services.py": 75, "test_orphans.py": 64,
+    "test_instructor.py": 58, "test_features_training.py": 50, "test_flows.py": 47, "test_automations.py": 35,
+    "02_tasks_and_flows.ipynb": 29, "test_runner.py": 23, "06_artifacts.ipynb": 22,
+}
+
+
 def pytest_collection_modifyitems(config, items):
     # `make test` hands whole files to two xdist workers (--dist loadfile) in this order: the
-    # lessons first, the longest (the later ones) first, so the short test files fill the end and
-    # neither worker idles while the other finishes a long lesson. A file's items keep their order.
-    def rank(item) -> tuple:
-        if item.path.suffix == ".ipynb":
-            return (0, -int(item.path.name[:2]) if item.path.name[:2].isdigit() else 0)
-        return (1, 0)
-
-    items.sort(key=rank)  # stable
+    # longest first, so the short ones fill the end and neither worker idles while the other
+    # finishes a long lesson. A file's items keep their order (the sort is stable).
+    items.sort(key=lambda item: -FILE_SECONDS.get(item.path.name, 10))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -283,7 +283,28 @@ def test_cli_human_output_and_errors_in_process(tmp_path, capsys):
 
 
 # -- the real 2023 months ----------------------------------------------------------
-def test_real_2023_reference_reproduces_the_course_and_fast_is_at_least_as_accurate(tmp_path, real_month_files):
+# The reference model on the real months takes ~30 s: trained once here, for the course's claim
+# below and for the homework's check 10.3, the way that check trains it (months by name, "auto").
+REFERENCE_CALL = (("2023-01", "2023-02"), {"source": "auto", "mode": "reference", "num_boost_round": None})
+
+
+@pytest.fixture(scope="module")
+def real_reference(real_month_files, tmp_path_factory):
+    folder = str(real_month_files[1].parent)
+    saved = os.environ.get("COURSE_DATA_DIR")
+    os.environ["COURSE_DATA_DIR"] = folder  # "2023-01" + source "auto" -> the real file there
+    try:
+        args, kwargs = REFERENCE_CALL
+        return training.train_months(*args, **kwargs, models_dir=tmp_path_factory.mktemp("reference"))
+    finally:
+        if saved is None:
+            os.environ.pop("COURSE_DATA_DIR", None)
+        else:
+            os.environ["COURSE_DATA_DIR"] = saved
+
+
+def test_real_2023_reference_reproduces_the_course_and_fast_is_at_least_as_accurate(tmp_path, real_month_files,
+                                                                                    real_reference):
     train, val = str(real_month_files[1]), str(real_month_files[2])
     # the trips a model sees, counted from the raw files with pandas alone
     kept = []
@@ -298,8 +319,35 @@ def test_real_2023_reference_reproduces_the_course_and_fast_is_at_least_as_accur
     assert fast.source == "file" and (fast.n_train, fast.n_val) == tuple(kept)
     assert round(fast.rmse, 5) == FAST_RMSE  # the README's figure (fast mode is deterministic)
 
-    reference = training.train_months(train, val, mode="reference", models_dir=tmp_path / "reference")
+    reference = real_reference
     print(f"reference: RMSE {reference.rmse!r}")
     assert reference.source == "file" and (reference.n_train, reference.n_val) == tuple(kept)
     assert round(reference.rmse, 5) == REFERENCE_RMSE  # the 2023 course's figure, bit for bit
     assert fast.rmse <= reference.rmse  # "at least as accurate" (lesson 01, README)
+
+
+def test_homework_question_3_on_the_real_files_gives_the_2023_answer(monkeypatch, real_month_files, real_reference):
+    """Check 10.3's expected value on the real January/February 2023 files: the check trains the
+    reference pipeline as REFERENCE_CALL does (the training is the fixture's, not repeated), which
+    gives the 2023 homework's 5.19931; the comparison accepts it and refuses a wrong answer."""
+    from course_lib.tooling.checks import NotYet, lesson10
+
+    monkeypatch.setenv("COURSE_DATA_DIR", str(real_month_files[1].parent))
+    monkeypatch.setattr(lesson10, "_EXPECTED", {})
+    calls = []
+
+    def train_months(*args, models_dir=None, **kwargs):
+        calls.append((args, kwargs))
+        return real_reference
+
+    monkeypatch.setattr(training, "train_months", train_months)
+    expected = lesson10.reference_rmse("2023-01", "2023-02", "auto", None)
+    assert calls == [REFERENCE_CALL]  # the check trains exactly what the fixture trained
+    assert lesson10.reference_rmse("2023-01", "2023-02", "auto", None) == expected and len(calls) == 1  # cached
+    assert abs(expected - lesson10.KNOWN_JAN_FEB) < lesson10.TOLERANCE, expected
+    message = lesson10._compare(expected, expected, "2023-01", "2023-02", "auto", "file", None)
+    assert "5.19931" in message and "real TLC files" in message
+    with pytest.raises(NotYet, match="not the run's RMSE"):
+        lesson10._compare(5.3, expected, "2023-01", "2023-02", "auto", "file", None)
+    with pytest.raises(NotYet, match="mode 'reference'"):
+        lesson10._compare(5.0, 5.0, "2023-01", "2023-02", "auto", "file", None)
