@@ -354,9 +354,11 @@ def test_start_server_falls_back_to_a_free_port_and_a_reused_auth_server_passes_
 # ----------------------------------------------------------------- leaks at session end (conftest.py)
 
 
-@pytest.mark.parametrize("stops_it", [False, True])
-def test_session_end_fails_on_a_leaked_course_service(tmp_path, stops_it):
-    """A nested pytest session whose test starts a process that looks like moto_server."""
+@pytest.mark.parametrize("stops_it, workers", [(False, 0), (True, 0), (False, 2)],
+                         ids=["leaks", "stops", "leaks-under-xdist"])
+def test_session_end_fails_on_a_leaked_course_service(tmp_path, stops_it, workers):
+    """A nested pytest session whose test starts a process that looks like moto_server; with
+    ``workers`` (as `make test` runs), the leak is in an xdist worker and its controller finds it."""
     (tmp_path / "test_leak.py").write_text(textwrap.dedent(f"""
         import subprocess, sys
         def test_starts_a_service():
@@ -368,7 +370,9 @@ def test_session_end_fails_on_a_leaked_course_service(tmp_path, stops_it):
                 service.wait()
     """))
     # -p conftest: the repository's conftest.py (importable from cwd) is this session's plugin
-    result = subprocess.run([sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider", "-p", "conftest",
+    # A worker's own output is lost: with xdist, -rP prints the captured output in the report.
+    output = ["-n", str(workers), "-rP"] if workers else ["-s"]
+    result = subprocess.run([sys.executable, "-m", "pytest", *output, "-q", "-p", "no:cacheprovider", "-p", "conftest",
                              "--rootdir", str(tmp_path), str(tmp_path / "test_leak.py")],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     pid = int(re.search(r"service pid (\d+)", result.stdout)[1])
