@@ -43,6 +43,7 @@ os.environ[SESSION_MARK] = uuid.uuid4().hex
 
 
 def _is_xdist_worker(config) -> bool:
+    # Not PYTEST_XDIST_WORKER: a nested pytest run started by a test inherits that variable too.
     return hasattr(config, "workerinput")
 
 

@@ -290,17 +290,10 @@ REFERENCE_CALL = (("2023-01", "2023-02"), {"source": "auto", "mode": "reference"
 
 @pytest.fixture(scope="module")
 def real_reference(real_month_files, tmp_path_factory):
-    folder = str(real_month_files[1].parent)
-    saved = os.environ.get("COURSE_DATA_DIR")
-    os.environ["COURSE_DATA_DIR"] = folder  # "2023-01" + source "auto" -> the real file there
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COURSE_DATA_DIR", str(real_month_files[1].parent))  # "2023-01" + "auto" -> the real file
         args, kwargs = REFERENCE_CALL
         return training.train_months(*args, **kwargs, models_dir=tmp_path_factory.mktemp("reference"))
-    finally:
-        if saved is None:
-            os.environ.pop("COURSE_DATA_DIR", None)
-        else:
-            os.environ["COURSE_DATA_DIR"] = saved
 
 
 def test_real_2023_reference_reproduces_the_course_and_fast_is_at_least_as_accurate(tmp_path, real_month_files,
