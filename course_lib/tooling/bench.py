@@ -10,6 +10,7 @@ the absolute medians. Nothing here is a test: it prints, and writes build/bench.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -327,14 +328,20 @@ SCALEOUT_PAIRS = 3
 
 
 def bench_scaleout() -> None:
-    """The search on a 2-worker Dask cluster vs the same search sequential; Dask's overhead on a trivial map."""
+    """The search on a 2-worker Dask cluster vs the same search sequential, next to the same
+    trainings in two plain processes (what the cores deliver) and where the CPU went; Dask's
+    overhead on a trivial map."""
     from course_lib import services
 
     source = _search_source()  # before the workers start: they inherit COURSE_DATA_DIR
     own_server = None if os.environ.get("PREFECT_API_URL") else services.PrefectServer(name="bench-scaleout").start()
     try:
         with services.DaskCluster(n_workers=2, preload=["course_lib.pipeline.search"], name="bench") as cluster:
-            _bench_search_on_dask(cluster.address, source)
+            processes = {"Dask workers": [worker.pid for worker in cluster.workers], "Dask scheduler": [cluster.pid],
+                         "this process (the flow)": [os.getpid()]}
+            if own_server is not None:
+                processes["Prefect server"] = [own_server.pid]
+            _bench_search_on_dask(cluster.address, source, processes)
             _bench_dask_overhead(cluster.address)
     finally:
         if own_server is not None:
@@ -351,7 +358,30 @@ def _search_source() -> str:
     return "synthetic"
 
 
-def _bench_search_on_dask(address: str, source: str) -> None:
+def _cpu_seconds(processes: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each group of processes, with their children
+    (not for this process: the cluster's processes are its children)."""
+    import psutil
+
+    totals = {}
+    for group, pids in processes.items():
+        totals[group] = 0.0
+        for pid in pids:
+            try:
+                process = psutil.Process(pid)
+                members = [process] if pid == os.getpid() else [process, *process.children(recursive=True)]
+                for member in members:
+                    times = member.cpu_times()
+                    totals[group] += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+    return totals
+
+
+def _bench_search_on_dask(address: str, source: str, processes: dict[str, list[int]]) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     from prefect.task_runners import ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
@@ -359,25 +389,108 @@ def _bench_search_on_dask(address: str, source: str) -> None:
 
     sequential = search.hyperparameter_search.with_options(task_runner=ThreadPoolTaskRunner(max_workers=1))
     on_dask = search.hyperparameter_search.with_options(task_runner=DaskTaskRunner(address=address))
-    for flow in (sequential, on_dask):  # warm: imports, MLflow store, the workers' first task, Dask's
-        flow(grid=search.GRID[:2], source=source)  # estimate of a training's duration (full rounds)
-    # Interleaved pairs, so a slow minute of a shared machine falls on both sides alike.
-    sequential_times, dask_times = [], []
-    for _ in range(SCALEOUT_PAIRS):
-        seconds, sequential_result = timed(lambda: sequential(source=source), 1)
-        sequential_times.append(seconds)
-        seconds, dask_result = timed(lambda: on_dask(source=source), 1)
-        dask_times.append(seconds)
-    sequential_s, dask_s = statistics.median(sequential_times), statistics.median(dask_times)
-    speedup = sum(sequential_times) / sum(dask_times)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as plain_pool:
+        for flow in (sequential, on_dask):  # warm: imports, MLflow store, the workers' first task, Dask's
+            flow(grid=search.GRID[:2], source=source)  # estimate of a training's duration (full rounds)
+        _plain_spans(plain_pool, source, search.GRID[:2], [1.0, 1.0])  # warm: imports, data in both processes
+        # Interleaved rounds, so a slow minute of a shared machine falls on every side alike; the
+        # plain trainings measure what the two cores deliver in the same minutes.
+        times = {"sequential": [], "dask": [], "plain 1": [], "plain 2": []}
+        dask_cpu, xgboost_seconds = {}, 0.0
+        for _ in range(SCALEOUT_PAIRS):
+            seconds, sequential_result = timed(lambda: sequential(source=source), 1)
+            times["sequential"].append(seconds)
+            before = _cpu_seconds(processes)
+            seconds, dask_result = timed(lambda: on_dask(source=source), 1)
+            after = _cpu_seconds(processes)
+            times["dask"].append(seconds)
+            for group in processes:
+                dask_cpu[group] = dask_cpu.get(group, 0.0) + (after[group] - before[group]) / SCALEOUT_PAIRS
+            xgboost_seconds += sum(row["train_seconds"] for row in dask_result["rows"]) / SCALEOUT_PAIRS
+            seconds_of = {_config_key(row): row["train_seconds"] for row in sequential_result["rows"]}
+            one, two = _plain_spans(plain_pool, source, search.GRID,
+                                    [seconds_of[_config_key(config)] for config in search.GRID])
+            times["plain 1"].append(one)
+            times["plain 2"].append(two)
+    median = {side: statistics.median(values) for side, values in times.items()}
+    speedup = sum(times["sequential"]) / sum(times["dask"])
+    cores_deliver = sum(times["plain 1"]) / sum(times["plain 2"])
     same = sequential_result["best"]["rmse"] == dask_result["best"]["rmse"]
-    record(f"search, {len(search.GRID)} configs x {search.SEARCH_ROUNDS} rounds: sequential", sequential_s, "s",
-           detail=f"{source} data, median of {SCALEOUT_PAIRS}")
-    record("search on Dask, 2 workers x 1 thread", dask_s, "s", detail=f"median of {SCALEOUT_PAIRS}")
+    record(f"search, {len(search.GRID)} configs x {search.SEARCH_ROUNDS} rounds: sequential", median["sequential"],
+           "s", detail=f"{source} data, median of {SCALEOUT_PAIRS}")
+    record("search on Dask, 2 workers x 1 thread", median["dask"], "s", detail=f"median of {SCALEOUT_PAIRS}")
     record("search speed-up (sequential / Dask 2 workers)", speedup, "x", ">= 1.6", speedup >= 1.6,
            f"total of {SCALEOUT_PAIRS} runs each")
     record("best RMSE: Dask - sequential", dask_result["best"]["rmse"] - sequential_result["best"]["rmse"], "min",
            "== 0", same, f"best {dask_result['best']['rmse']:.5f}")
+    record("plain xgboost, the same trainings: 1 process", median["plain 1"], "s",
+           detail=f"no Prefect, no Dask; median of {SCALEOUT_PAIRS}, each right after a Dask search")
+    record("plain xgboost, the same trainings: 2 processes", median["plain 2"], "s",
+           detail="split by the sequential search's training times")
+    record("plain xgboost speed-up: what the 2 cores delivered", cores_deliver, "x", detail="total of each")
+    record("search speed-up / plain speed-up", speedup / cores_deliver, "x",
+           detail="the share of the cores' speed-up the search on Dask kept")
+    # Where the CPU went during a Dask search: two workers need both cores, and every other
+    # process of the course (server, scheduler, the flow itself) takes its share of the same cores.
+    cores = os.cpu_count() or 1
+    total_cpu = sum(dask_cpu.values())
+    record("CPU during a Dask search: xgboost in the workers", xgboost_seconds, "s",
+           detail="the trainings' own seconds (one thread each); mean of the runs")
+    for group, seconds in dask_cpu.items():
+        record(f"CPU during a Dask search: {group}", seconds, "s",
+               detail="xgboost included" if group == "Dask workers" else "mean of the runs")
+    record(f"speed-up ceiling from that CPU on {cores} cores", median["sequential"] / (total_cpu / cores), "x",
+           detail=f"sequential {median['sequential']:.1f} s / ({total_cpu:.1f} CPU-s / {cores} cores)")
+
+
+def _plain_trainings(configs: list[dict], source: str) -> tuple[float, float, int]:
+    """In a pool process: train ``configs`` with plain xgboost; (start, end) of the trainings (epoch s), pid."""
+    from course_lib.ml import training
+    from course_lib.pipeline import search
+
+    X_train, X_val, y_train, y_val = _plain_features(source)
+    start = time.time()
+    for config in configs:
+        training.train_booster(X_train, y_train, X_val, y_val, mode="fast", num_boost_round=search.SEARCH_ROUNDS,
+                               params={**config, "nthread": 1})
+    return start, time.time(), os.getpid()
+
+
+def _config_key(row: dict) -> tuple:
+    from course_lib.pipeline import search
+
+    return tuple((name, row[name]) for name in search.SEARCHABLE if name in row)
+
+
+@functools.lru_cache(maxsize=None)
+def _plain_features(source: str) -> tuple:
+    from course_lib.ml import data, training
+
+    months = [data.load_month(month, source=source) for month in ("2023-01", "2023-02")]
+    return training.build_features(*months, mode="fast")[:4]
+
+
+def balanced_halves(items: list, seconds: list[float]) -> tuple[list, list]:
+    """Split ``items`` in two of nearly equal total ``seconds``: longest first, each to the lighter
+    half (what two workers taking the next task when free would do)."""
+    if len(items) != len(seconds):
+        raise ValueError(f"{len(items)} items but {len(seconds)} durations")
+    halves, loads = ([], []), [0.0, 0.0]
+    for index in sorted(range(len(items)), key=lambda index: -seconds[index]):
+        lighter = loads.index(min(loads))
+        halves[lighter].append(items[index])
+        loads[lighter] += seconds[index]
+    return halves
+
+
+def _plain_spans(pool, source: str, configs: list[dict], seconds: list[float]) -> tuple[float, float]:
+    """Seconds for ``configs`` in one pool process, then split over both by :func:`balanced_halves`."""
+    one = pool.submit(_plain_trainings, configs, source).result()
+    halves = balanced_halves(configs, seconds)
+    two = [future.result() for future in [pool.submit(_plain_trainings, half, source) for half in halves]]
+    if two[0][2] == two[1][2]:  # the pool gave both halves to one process: that is no parallel run
+        raise RuntimeError("the bench's process pool ran both halves in one process; run it again")
+    return one[1] - one[0], max(end for _, end, _ in two) - min(start for start, _, _ in two)
 
 
 def _bench_dask_overhead(address: str) -> None:
