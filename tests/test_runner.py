@@ -124,7 +124,9 @@ def test_run_reports_a_failing_notebook_runs_the_next_and_leaves_no_process(tmp_
     lessons = tmp_path / "lessons"
     lessons.mkdir()
     _notebook(lessons / "01_fails.ipynb", "x = 41", "raise ValueError(f'boom number {x + 1}')", "print('never')")
-    _notebook(lessons / "02_passes.ipynb", "from pathlib import Path\nPath('02_ran.txt').write_text('yes')")
+    _notebook(lessons / "02_passes.ipynb", "from pathlib import Path\nPath('02_ran.txt').write_text('yes')",
+              "import subprocess, sys\n"  # a child of the kernel, as a process pool's workers are
+              "subprocess.run([sys.executable, '-c', 'import sys; sys.stderr.write(\"child noise\\\\n\")'])")
     work, out = tmp_path / "work", tmp_path / "executed"
     env = {key: value for key, value in os.environ.items()
            if key not in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING", "COURSE_PREFECT_PORT")}
@@ -144,6 +146,8 @@ def test_run_reports_a_failing_notebook_runs_the_next_and_leaves_no_process(tmp_
     assert "raise ValueError(f'boom number {x + 1}')" in proc.stdout
     assert "02_passes.ipynb failed" not in proc.stdout
     assert (lessons / "02_ran.txt").read_text() == "yes"  # the next notebook did run, in its folder
+    # what the kernel's child processes print on stderr goes to the lesson's log, not the terminal
+    assert "child noise" not in output and "child noise\n" in (out / "02_passes.stderr.log").read_text()
     executed = nbformat.read(out / "02_passes.ipynb", as_version=4)
     assert executed.cells[0].execution_count == 1
     # nothing left behind: no kernel, no Prefect server (started by the runner in this COURSE_WORKDIR)

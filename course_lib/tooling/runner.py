@@ -18,6 +18,7 @@ compares them with what the cells print.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -159,17 +160,39 @@ def execute(notebook: Path, out_dir: Path, quick: bool) -> NotebookRun:
 
     started = time.perf_counter()
     both = out_dir / f".{notebook.stem}.both-ways.ipynb"
+    stderr_log = out_dir / f"{notebook.stem}.stderr.log"
     try:
         both.write_text(json.dumps(checks.both_ways(json.loads(notebook.read_text())), indent=1))
-        papermill.execute_notebook(str(both), str(out_dir / notebook.name),
-                                   parameters=parameters_for(notebook, quick), cwd=str(notebook.parent),
-                                   kernel_name="python3", progress_bar=False, log_output=False,
-                                   extra_arguments=QUIET_KERNEL)
+        with stderr_to(stderr_log):
+            papermill.execute_notebook(str(both), str(out_dir / notebook.name),
+                                       parameters=parameters_for(notebook, quick), cwd=str(notebook.parent),
+                                       kernel_name="python3", progress_bar=False, log_output=False,
+                                       extra_arguments=QUIET_KERNEL)
     except Exception as exc:  # any failure is reported in the table, the run goes on
-        return NotebookRun(notebook.name, "FAILED", time.perf_counter() - started, _cell_error(exc))
+        error = _cell_error(exc)
+        if stderr_log.exists() and stderr_log.stat().st_size:
+            error += f"\nthe kernel's stderr (and its child processes'): {stderr_log}"
+        return NotebookRun(notebook.name, "FAILED", time.perf_counter() - started, error)
     finally:
         both.unlink(missing_ok=True)
     return NotebookRun(notebook.name, "ok", time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def stderr_to(path: Path):
+    """Point file descriptor 2 at ``path`` while a lesson runs. The kernel inherits it, and so do
+    the processes it starts (a process pool, a LocalCluster's workers), which would otherwise
+    print their Prefect logs into the terminal; in JupyterLab they go to `make lab`'s terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "wb") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield path
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def format_table(runs: list[NotebookRun]) -> str:
