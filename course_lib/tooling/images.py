@@ -365,8 +365,10 @@ def prefect_terms_task_flow():
     # right bottom: one flow run containing task runs
     _container(ax, 8.2, 0.45, 7.4, 4.35, "flow run  (main_flow, e.g. \"crafty-gecko\")", kind="prefect",
                label_size=14)
-    runs = [("read_data-0", 8.5, 2.85), ("read_data-1", 8.5, 1.35), ("add_features-0", 10.85, 2.1),
-            ("train_best_model-0", 13.2, 2.1)]
+    # Prefect 3 names a task run after its task plus three random hex digits (unless the task sets
+    # task_run_name=...), as the UI and the logs show them.
+    runs = [("read_data-2a5", 8.5, 2.85), ("read_data-8c1", 8.5, 1.35), ("add_features-d07", 10.85, 2.1),
+            ("train_best_model-4e9", 13.2, 2.1)]
     for name, x, y in runs:
         _box(ax, x, y, 2.15, 1.15, "task run", [name], kind="task", title_size=12.5, body_size=11.5,
              mono_body=True, fill="white")
