@@ -102,11 +102,11 @@ def real_month_files() -> dict[int, Path]:
 
 # Seconds each file took in `make test` (2 workers, measured 2026-11-28); they only set the order.
 FILE_SECONDS = {
-    "08_scale_out.ipynb": 156, "04_deploy_local_data.ipynb": 132, "test_images.py": 124, "test_lab_browser.py": 118,
-    "09_automations.ipynb": 109, "05_s3_blocks.ipynb": 96, "10_homework.ipynb": 93, "07_prefect_cloud.ipynb": 92,
-    "test_s3.py": 91, "test_remote.py": 84, "test_dask.py": 78, "test_services.py": 75, "test_orphans.py": 64,
-    "test_instructor.py": 58, "test_features_training.py": 50, "test_flows.py": 47, "test_automations.py": 35,
-    "02_tasks_and_flows.ipynb": 29, "test_runner.py": 23, "06_artifacts.ipynb": 22,
+    "test_lab_browser.py": 171, "08_scale_out.ipynb": 162, "test_images.py": 148, "04_deploy_local_data.ipynb": 145,
+    "09_automations.ipynb": 115, "10_homework.ipynb": 100, "05_s3_blocks.ipynb": 92, "test_s3.py": 82,
+    "test_dask.py": 81, "07_prefect_cloud.ipynb": 80, "test_services.py": 78, "test_instructor.py": 74,
+    "test_orphans.py": 74, "test_remote.py": 68, "test_features_training.py": 56, "test_flows.py": 44,
+    "test_automations.py": 32, "02_tasks_and_flows.ipynb": 28, "06_artifacts.ipynb": 23, "test_runner.py": 23,
 }
 
 
