@@ -434,8 +434,8 @@ def _bench_search_on_dask(address: str, source: str, processes: dict[str, list[i
     # process of the course (server, scheduler, the flow itself) takes its share of the same cores.
     cores = os.cpu_count() or 1
     total_cpu = sum(dask_cpu.values())
-    record("CPU during a Dask search: xgboost in the workers", xgboost_seconds, "s",
-           detail="the trainings' own seconds (one thread each); mean of the runs")
+    record("during a Dask search: seconds in xgboost, both workers", xgboost_seconds, "s",
+           detail="the trainings' own wall seconds, one thread each (a busy core stretches them); mean of the runs")
     for group, seconds in dask_cpu.items():
         record(f"CPU during a Dask search: {group}", seconds, "s",
                detail="xgboost included" if group == "Dask workers" else "mean of the runs")
