@@ -8,6 +8,7 @@ import time
 import pytest
 
 from course_lib.tooling.bench import _cpu_seconds, balanced_halves
+from tests.helpers import stop_group
 
 
 def test_balanced_halves_evens_out_the_seconds():
@@ -28,7 +29,8 @@ def test_balanced_halves_names_a_length_mismatch():
 def test_cpu_seconds_counts_a_process_and_its_children():
     busy = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass\ntime.sleep(30)"
     parent = subprocess.Popen([sys.executable, "-c",  # a parent that waits while its child burns 0.6 CPU-s
-                               f"import subprocess, sys; subprocess.run([sys.executable, '-c', {busy!r}])"])
+                               f"import subprocess, sys; subprocess.run([sys.executable, '-c', {busy!r}])"],
+                              start_new_session=True)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and _cpu_seconds({"tree": [parent.pid]})["tree"] < 0.6:
@@ -37,8 +39,4 @@ def test_cpu_seconds_counts_a_process_and_its_children():
         assert counted["tree"] >= 0.6  # the child's CPU is in its parent's group
         assert counted["this process"] > 0 and counted["gone"] == 0.0  # a missing pid counts nothing
     finally:
-        import psutil
-
-        for process in psutil.Process(parent.pid).children(recursive=True) + [psutil.Process(parent.pid)]:
-            process.kill()
-        parent.wait(10)
+        stop_group(parent)

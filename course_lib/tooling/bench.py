@@ -396,7 +396,8 @@ def _bench_search_on_dask(address: str, source: str, processes: dict[str, list[i
         # Interleaved rounds, so a slow minute of a shared machine falls on every side alike; the
         # plain trainings measure what the two cores deliver in the same minutes.
         times = {"sequential": [], "dask": [], "plain 1": [], "plain 2": []}
-        dask_cpu, xgboost_seconds = {}, 0.0
+        cpu_used = {group: 0.0 for group in processes}  # during the Dask searches, summed
+        xgboost_seconds = 0.0
         for _ in range(SCALEOUT_PAIRS):
             seconds, sequential_result = timed(lambda: sequential(source=source), 1)
             times["sequential"].append(seconds)
@@ -405,8 +406,8 @@ def _bench_search_on_dask(address: str, source: str, processes: dict[str, list[i
             after = _cpu_seconds(processes)
             times["dask"].append(seconds)
             for group in processes:
-                dask_cpu[group] = dask_cpu.get(group, 0.0) + (after[group] - before[group]) / SCALEOUT_PAIRS
-            xgboost_seconds += sum(row["train_seconds"] for row in dask_result["rows"]) / SCALEOUT_PAIRS
+                cpu_used[group] += after[group] - before[group]
+            xgboost_seconds += sum(row["train_seconds"] for row in dask_result["rows"])
             seconds_of = {_config_key(row): row["train_seconds"] for row in sequential_result["rows"]}
             one, two = _plain_spans(plain_pool, source, search.GRID,
                                     [seconds_of[_config_key(config)] for config in search.GRID])
@@ -433,8 +434,9 @@ def _bench_search_on_dask(address: str, source: str, processes: dict[str, list[i
     # Where the CPU went during a Dask search: two workers need both cores, and every other
     # process of the course (server, scheduler, the flow itself) takes its share of the same cores.
     cores = os.cpu_count() or 1
+    dask_cpu = {group: seconds / SCALEOUT_PAIRS for group, seconds in cpu_used.items()}  # per search
     total_cpu = sum(dask_cpu.values())
-    record("during a Dask search: seconds in xgboost, both workers", xgboost_seconds, "s",
+    record("during a Dask search: seconds in xgboost, both workers", xgboost_seconds / SCALEOUT_PAIRS, "s",
            detail="the trainings' own wall seconds, one thread each (a busy core stretches them); mean of the runs")
     for group, seconds in dask_cpu.items():
         record(f"CPU during a Dask search: {group}", seconds, "s",
