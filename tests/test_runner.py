@@ -65,7 +65,7 @@ def test_every_checked_cell_has_a_recorded_output_and_prepare_fills_it(tmp_path)
     expected = json.loads(runner.EXPECTED_OUTPUTS.read_text())
     marked = {nb.name: [cell["id"] for cell in runner.checked_cells(json.loads(nb.read_text()))]
               for nb in runner.notebooks_with_checked_cells()}
-    assert marked, "no cell is marked # NBVAL_CHECK_OUTPUT"
+    assert marked, f"no cell is tagged {runner.CHECK_OUTPUT_TAG}"
     assert {name: sorted(cells) for name, cells in marked.items()} == \
         {name: sorted(cells) for name, cells in expected.items()}, "run: python -m course_lib.tooling.runner record-outputs"
     runner.prepare(tmp_path)
@@ -83,7 +83,7 @@ def test_nbval_compares_a_checked_cell_with_its_expected_output(tmp_path, printe
 
     import nbformat
 
-    cell = nbformat.v4.new_code_cell(f"{runner.CHECK_OUTPUT_MARK}\nprint({printed})")
+    cell = nbformat.v4.new_code_cell(f"print({printed})", metadata={"tags": [runner.CHECK_OUTPUT_TAG]})
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
     cell.execution_count = 1
     notebook = nbformat.v4.new_notebook(cells=[cell])

@@ -95,6 +95,10 @@ def apply_headless_env(environ=os.environ) -> None:
     # MLflow's upload progress bar needs ipywidgets in a notebook and only warns without it.
     environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", message="IProgress not found")
+    if environ is os.environ:  # a failure's traceback in the console: the line that matters (course_lib.tooling.logs)
+        from course_lib.tooling import logs
+
+        logs.install(paths.subdir("prefect"))
 
 
 def setup_course(server: bool = False, seed: int = 42) -> CourseInfo:

@@ -5,14 +5,16 @@ runner starts (or reuses), so no lesson pays for its own server. A table of note
 and seconds is printed at the end; any failure shows the failing cell's error and makes the
 exit status non-zero.
 
-    python -m course_lib.tooling.runner run [--quick] [--notebook-dir DIR] [NOTEBOOK ...]
-    python -m course_lib.tooling.runner prepare --out build/prepared   # inject quick parameters only
-    python -m course_lib.tooling.runner record-outputs                 # refresh tests/notebook_outputs.json
+    python -m course_lib.tooling.runner run [--quick] [--stubs-only] [--notebook-dir DIR] [NOTEBOOK ...]
+    python -m course_lib.tooling.runner times            # the lessons' "**Time:**" lines from the last run
+    python -m course_lib.tooling.runner record-outputs   # refresh tests/notebook_outputs.json
 
-Cells whose first line is ``# NBVAL_CHECK_OUTPUT`` have a deterministic output under the quick
-parameters. Committed notebooks carry no outputs, so the expected ones live in
-``tests/notebook_outputs.json``; ``prepare`` puts them into the prepared copies, where nbval
-compares them with what the cells print.
+Every exercise runs three ways (:func:`course_lib.tooling.checks.three_ways`): the stub, its
+wrong answers, the solution. ``--stubs-only`` runs the lessons as a learner who writes nothing:
+the stubs and the catch-up calls only.
+
+Cells tagged ``nbval-check-output`` have a deterministic output under the quick parameters.
+Committed notebooks carry no outputs, so the expected ones live in ``tests/notebook_outputs.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import sys
 import time
@@ -35,7 +38,7 @@ BUILD_DIR = paths.REPO_ROOT / "build"
 # A quick variant of every lesson for tests: synthetic data, few boosting rounds.
 # Each notebook only receives the names its `parameters` cell declares.
 QUICK_PARAMETERS = {"source": "synthetic", "num_boost_round": 10}
-CHECK_OUTPUT_MARK = "# NBVAL_CHECK_OUTPUT"
+CHECK_OUTPUT_TAG = "nbval-check-output"
 EXPECTED_OUTPUTS = paths.REPO_ROOT / "tests" / "notebook_outputs.json"
 # The kernels' own log shows errors only: no "Kernel is running over TCP without encryption"
 # warning per lesson (the kernel listens on 127.0.0.1 and lives as long as its lesson).
@@ -78,9 +81,9 @@ def parameters_for(notebook: Path, quick: bool) -> dict:
 
 
 def checked_cells(notebook: dict) -> list[dict]:
-    """The code cells marked ``# NBVAL_CHECK_OUTPUT``."""
+    """The code cells tagged ``nbval-check-output``."""
     return [cell for cell in notebook["cells"] if cell["cell_type"] == "code"
-            and "".join(cell["source"]).lstrip().startswith(CHECK_OUTPUT_MARK)]
+            and CHECK_OUTPUT_TAG in cell.get("metadata", {}).get("tags", [])]
 
 
 def _comparable(outputs: list[dict]) -> list[dict]:
@@ -117,7 +120,7 @@ def record_outputs(executed_dir: Path) -> dict:
 
 def prepare(out_dir: Path, quick: bool = True) -> list[Path]:
     """Write each notebook with its (quick) parameters injected, not executed (for nbval), its
-    exercises run both ways (:func:`checks.both_ways`) and the expected outputs of its checked
+    exercises run three ways (:func:`checks.three_ways`) and the expected outputs of its checked
     cells filled in."""
     import json
 
@@ -132,7 +135,7 @@ def prepare(out_dir: Path, quick: bool = True) -> list[Path]:
         target = out_dir / notebook.name
         papermill.execute_notebook(str(notebook), str(target), parameters=parameters_for(notebook, quick),
                                    prepare_only=True, progress_bar=False)
-        prepared = checks.both_ways(json.loads(target.read_text()))
+        prepared = checks.three_ways(json.loads(target.read_text()), lesson_number(notebook))
         for cell in checked_cells(prepared):
             cell["outputs"] = expected.get(notebook.name, {}).get(cell["id"], [])
             cell["execution_count"] = 1  # nbval refuses outputs of a cell marked as never run
@@ -151,18 +154,24 @@ def _cell_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def execute(notebook: Path, out_dir: Path, quick: bool) -> NotebookRun:
-    """Run one lesson with its exercises done both ways: unsolved (the check must fail with a hint),
-    then solved (it must pass)."""
+def lesson_number(notebook: Path) -> int:
+    return int(notebook.name[:2])
+
+
+def execute(notebook: Path, out_dir: Path, quick: bool, solutions: bool = True) -> NotebookRun:
+    """Run one lesson with its exercises done three ways: the stub (its check must fail with a
+    hint), each wrong answer (a hint about that mistake), the solution (it must pass). With
+    ``solutions=False``: the stubs and the catch-up calls only, as a learner who writes nothing."""
     import json
 
     import papermill
 
     started = time.perf_counter()
-    both = out_dir / f".{notebook.stem}.both-ways.ipynb"
+    both = out_dir / f".{notebook.stem}.three-ways.ipynb"
     stderr_log = out_dir / f"{notebook.stem}.stderr.log"
     try:
-        both.write_text(json.dumps(checks.both_ways(json.loads(notebook.read_text())), indent=1))
+        both.write_text(json.dumps(checks.three_ways(json.loads(notebook.read_text()), lesson_number(notebook),
+                                                     solutions=solutions), indent=1))
         with stderr_to(stderr_log):
             papermill.execute_notebook(str(both), str(out_dir / notebook.name),
                                        parameters=parameters_for(notebook, quick), cwd=str(notebook.parent),
@@ -195,6 +204,54 @@ def stderr_to(path: Path):
         os.close(saved)
 
 
+TIMINGS_FILE = "timings.json"
+TIME_LINE = re.compile(r"(\*\*Time:\*\* the cells run in )([0-9.]+ (?:s|min))( [^(]*\(measured with )(`[^`]*`)")
+
+
+def record_timings(out_dir: Path, runs: list[NotebookRun], quick: bool, solutions: bool) -> None:
+    """Add this run's seconds per lesson to ``out_dir/timings.json`` (a full run's figures are what
+    the lessons quote; quick and stubs-only runs are kept apart)."""
+    import json
+
+    path = out_dir / TIMINGS_FILE
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    kind = "quick" if quick else ("stubs-only" if not solutions else "learner defaults")
+    for run in runs:
+        if run.status == "ok":
+            recorded.setdefault(kind, {})[run.name] = round(run.seconds, 1)
+    path.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+
+
+def spoken_duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
+
+
+def update_times(out_dir: Path = BUILD_DIR / "executed", notebook_dir: Path | None = None) -> list[str]:
+    """Rewrite each lesson's "**Time:** the cells run in N" from the last full ``make course`` run.
+
+    Returns one line per lesson changed. Lessons with no recorded full run keep their line.
+    """
+    import json
+
+    path = out_dir / TIMINGS_FILE
+    recorded = json.loads(path.read_text()).get("learner defaults", {}) if path.exists() else {}
+    changed = []
+    for notebook in course_notebooks(notebook_dir=notebook_dir):
+        seconds = recorded.get(notebook.name)
+        if seconds is None:
+            continue
+        nb = json.loads(notebook.read_text())
+        for cell in nb["cells"]:
+            source = "".join(cell["source"])
+            new = TIME_LINE.sub(lambda m: m[1] + spoken_duration(seconds) + m[3] + "`make course`", source, count=1)
+            if new != source:
+                cell["source"] = new.splitlines(keepends=True)
+                notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+                changed.append(f"{notebook.name}: {spoken_duration(seconds)}")
+                break
+    return changed
+
+
 def format_table(runs: list[NotebookRun]) -> str:
     width = max([len("notebook")] + [len(run.name) for run in runs])
     lines = [f"{'notebook':<{width}}  {'status':<6}  {'seconds':>7}", "-" * (width + 17)]
@@ -203,9 +260,12 @@ def format_table(runs: list[NotebookRun]) -> str:
     return "\n".join(lines)
 
 
-def run_course(names: list[str] | None = None, quick: bool = False,
-               out_dir: Path = BUILD_DIR / "executed", notebook_dir: Path | None = None) -> list[NotebookRun]:
-    """Execute the lessons in order against one Prefect server; print the table."""
+def run_course(names: list[str] | None = None, quick: bool = False, out_dir: Path = BUILD_DIR / "executed",
+               notebook_dir: Path | None = None, solutions: bool = True) -> list[NotebookRun]:
+    """Execute the lessons in order against one Prefect server; print the table.
+
+    The seconds each lesson took are kept in ``out_dir/timings.json`` (for :func:`update_times`).
+    """
     from course_lib import services
 
     bootstrap.apply_headless_env()
@@ -216,9 +276,10 @@ def run_course(names: list[str] | None = None, quick: bool = False,
         print(f"Prefect server: {server.api_url}" + (" (reused)" if server.reused else ""), flush=True)
         for notebook in notebooks:
             print(f"running {notebook.name} ...", flush=True)
-            run = execute(notebook, out_dir, quick)
+            run = execute(notebook, out_dir, quick, solutions=solutions)
             print(f"  {run.status} in {run.seconds:.1f} s", flush=True)
             runs.append(run)
+    record_timings(out_dir, runs, quick=quick, solutions=solutions)
     print()
     print(format_table(runs))
     for run in runs:
@@ -233,10 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="execute the notebooks in order into build/executed/")
     run.add_argument("notebooks", nargs="*", help="names or numbers (default: all)")
     run.add_argument("--quick", action="store_true", help="inject the quick test parameters")
+    run.add_argument("--stubs-only", action="store_true",
+                     help="run the exercises' stubs and the catch-up calls only (a learner who writes nothing)")
     run.add_argument("--out", type=Path, default=BUILD_DIR / "executed")
     run.add_argument("--notebook-dir", type=Path, default=None, help=f"where the NN_*.ipynb are (default: {NOTEBOOK_DIR})")
     prep = commands.add_parser("prepare", help="inject quick parameters without executing (for nbval)")
     prep.add_argument("--out", type=Path, default=BUILD_DIR / "prepared")
+    commands.add_parser("times", help="rewrite the lessons' '**Time:**' lines from the last make course")
     commands.add_parser("record-outputs", help=f"run the quick course, record checked outputs in {EXPECTED_OUTPUTS.name}")
     args = parser.parse_args(argv)
     if args.command == "record-outputs":
@@ -247,11 +311,17 @@ def main(argv: list[str] | None = None) -> int:
         recorded = record_outputs(out_dir)
         print(f"recorded {sum(map(len, recorded.values()))} checked cells in {EXPECTED_OUTPUTS}")
         return 0
+    if args.command == "times":
+        for line in update_times() or ["no lesson changed (no full make course timings, or already current)"]:
+            print(line)
+        return 0
     if args.command == "prepare":
         for path in prepare(args.out):
             print(os.path.relpath(path))
         return 0
-    runs = run_course(args.notebooks, quick=args.quick, out_dir=args.out, notebook_dir=args.notebook_dir)
+    out_dir = BUILD_DIR / "stubs-only" if args.stubs_only and args.out == BUILD_DIR / "executed" else args.out
+    runs = run_course(args.notebooks, quick=args.quick, out_dir=out_dir, notebook_dir=args.notebook_dir,
+                      solutions=not args.stubs_only)
     return 1 if any(run.status != "ok" for run in runs) else 0
 
 

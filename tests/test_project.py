@@ -1,0 +1,113 @@
+"""The learner's project: the reference rendered per lesson, files written without loss, fresh imports,
+its git remote, and the solutions in the notebooks kept equal to the reference."""
+
+import ast
+
+import pytest
+import yaml
+
+from course_lib.tooling import project, runner
+
+
+@pytest.fixture
+def project_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.delenv(project.PROJECT_DIR_VARIABLE, raising=False)
+    return project.folder()
+
+
+def test_stage_marks_keep_a_line_only_in_its_lessons():
+    text = "a\nb  # [02:]\nc  # [:04]\nd  # [05:06]\n"
+    assert project.render(text, 1) == "a\nc\n"
+    assert project.render(text, 2) == "a\nb\nc\n"
+    assert project.render(text, 5) == "a\nb\nd\n"
+    assert project.render(text, 7) == "a\nb\n"
+
+
+def test_dropped_lines_leave_no_double_blank_line():
+    assert project.render("x\n\nimport y  # [02:]\n\nz\n", 1) == "x\n\nz\n"
+    assert project.render("x\n\nimport y  # [02:]\n\nz\n", 2) == "x\n\nimport y\n\nz\n"
+
+
+@pytest.mark.parametrize("lesson", range(1, 11))
+def test_every_reference_file_is_valid_at_every_lesson(lesson):
+    for name in project.reference_files(lesson):
+        text = project.reference(name, lesson)
+        assert "# [" not in text, f"{name} at lesson {lesson:02d} kept a stage mark"
+        if name.endswith(".py"):
+            ast.parse(text, filename=name)
+        else:
+            assert yaml.safe_load(text)["deployments"], name
+
+
+def test_the_plain_script_is_the_flow_without_prefect():
+    plain, decorated = project.reference("orchestrate.py", 1), project.reference("orchestrate.py", 2)
+    assert "prefect" not in plain and "@task" in decorated and "@flow" in decorated
+    assert [line for line in decorated.splitlines() if "prefect" not in line and not line.lstrip().startswith(("@", "cache_policy"))
+            and not line.startswith("# persist_result")] == plain.splitlines()
+
+
+def test_a_file_appears_in_its_lesson_not_before():
+    assert "orchestrate_s3.py" not in project.reference_files(4) and "orchestrate_s3.py" in project.reference_files(5)
+    with pytest.raises(project.ProjectError, match="appears in lesson 05"):
+        project.reference("orchestrate_s3.py", 4)
+    with pytest.raises(project.ProjectError, match="no file 'nope.py'"):
+        project.reference("nope.py", 5)
+
+
+def test_writing_the_reference_keeps_the_learners_version(project_dir):
+    (project_dir / "orchestrate.py").write_text("# my own version\n")
+    [(name, kept)] = project.write_reference(["orchestrate.py"], 2)
+    assert (project_dir / "orchestrate.py").read_text() == project.reference("orchestrate.py", 2)
+    assert kept.read_text() == "# my own version\n" and project_dir not in kept.parents
+    assert project.write_reference(["orchestrate.py"], 2) == [("orchestrate.py", None)]  # already the reference
+
+
+def test_open_project_creates_what_is_missing_and_never_overwrites(project_dir, capsys):
+    (project_dir / "orchestrate.py").write_text("# mine\n")
+    project.open_project(5)
+    assert (project_dir / "orchestrate.py").read_text() == "# mine\n"
+    assert (project_dir / "prefect.yaml").read_text() == project.reference("prefect.yaml", 4)
+    assert "created from the course's reference (lesson 04): prefect.yaml" in capsys.readouterr().out
+    import os
+
+    assert os.environ[project.PROJECT_DIR_VARIABLE] == str(project_dir)
+
+
+def test_from_lesson_06_the_project_is_a_pushed_git_repository(project_dir):
+    project.open_project(6, quiet=True)
+    assert project.is_repository() and project.pushed("orchestrate_s3.py") == project.reference("orchestrate_s3.py", 5)
+    (project_dir / "orchestrate.py").write_text(project.reference("orchestrate.py", 6))
+    assert project.pushed("orchestrate.py") == project.reference("orchestrate.py", 5)  # not pushed yet
+    project.commit_and_push("Add the report")
+    assert project.pushed("orchestrate.py") == project.reference("orchestrate.py", 6)
+    assert project.project_summary()["last commit"].endswith("Add the report")
+
+
+def test_load_module_imports_the_file_as_it_is_now(project_dir):
+    (project_dir / "orchestrate.py").write_text("VALUE = 1\n")
+    (project_dir / "other.py").write_text("from orchestrate import VALUE\n")
+    assert project.load_module("other").VALUE == 1
+    (project_dir / "orchestrate.py").write_text("VALUE = 2\n")
+    assert project.load_module("orchestrate").VALUE == 2
+    assert project.load_module("other").VALUE == 2  # not the older import of orchestrate
+    with pytest.raises(project.ProjectError, match="does not exist"):
+        project.load_module("missing")
+
+
+def test_the_notebooks_project_solutions_are_the_reference():
+    stale = project.sync_solutions(runner.course_notebooks(), write=False)
+    assert not stale, f"run `python -m course_lib.tooling.project sync`: {stale}"
+
+
+def test_sync_rewrites_a_stale_solution(tmp_path):
+    import json
+
+    path = tmp_path / "02_x.ipynb"
+    fence = "```python\n%%writefile {project}/orchestrate.py\nold text\n```"
+    path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "id": "s", "metadata": {"tags": ["solution"]},
+                                           "source": f"<details><summary>Solution</summary>\n\n{fence}\n\n</details>"}],
+                                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    assert project.sync_solutions([path]) == ["02_x.ipynb: orchestrate.py"]
+    assert project.solution_for("orchestrate.py", 2) in json.loads(path.read_text())["cells"][0]["source"]
+    assert project.sync_solutions([path]) == []
