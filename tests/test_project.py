@@ -111,3 +111,32 @@ def test_sync_rewrites_a_stale_solution(tmp_path):
     assert project.sync_solutions([path]) == ["02_x.ipynb: orchestrate.py"]
     assert project.solution_for("orchestrate.py", 2) in json.loads(path.read_text())["cells"][0]["source"]
     assert project.sync_solutions([path]) == []
+
+
+def _project_stubs():
+    """(notebook, lesson, file, body) of every exercise stub that writes a project file."""
+    import json
+
+    found = []
+    for path in runner.course_notebooks():
+        for cell in json.loads(path.read_text())["cells"]:
+            source = "".join(cell["source"])
+            match = project.WRITEFILE.match(source)
+            if match and "exercise" in cell.get("metadata", {}).get("tags", []):
+                found.append((path.name, runner.lesson_number(path), match["name"], source[match.end():]))
+    return found
+
+
+def without_todos(text: str) -> str:
+    """The stub as the learner's file was before the exercise: TODO comment lines and trailing TODOs removed."""
+    import re
+
+    lines = [line for line in text.splitlines() if not line.strip().startswith("# TODO")]
+    return "\n".join(re.sub(r"\s+# TODO.*$", "", line) for line in lines).strip("\n") + "\n"
+
+
+@pytest.mark.parametrize("notebook, lesson, name, body", _project_stubs(), ids=lambda value: str(value)[:30])
+def test_a_project_stub_is_the_previous_lessons_file_plus_todos(notebook, lesson, name, body):
+    assert "# TODO" in body, f"{notebook}: the stub of {name} says nowhere what to do"
+    assert without_todos(body) == project.reference(name, lesson - 1), \
+        f"{notebook}: the stub of {name}, without its TODO comments, must be the file as lesson {lesson - 1:02d} left it"
