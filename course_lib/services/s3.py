@@ -136,7 +136,7 @@ class S3Target:
     region: str
     endpoint_url: str | None = None  # None = AWS's own endpoints
     profile: str | None = None
-    access_key_id: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)  # an identifier of the account: never shown whole
     secret_access_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     endpoint: object | None = field(default=None, repr=False)  # the S3Endpoint we started
@@ -144,6 +144,9 @@ class S3Target:
     @property
     def is_local(self) -> bool:
         return self.kind == "local"
+
+    def __repr__(self) -> str:
+        return f"S3Target({self.describe()})"
 
     def describe(self) -> str:
         """One line saying where the data goes and with which identity (secrets masked)."""
