@@ -21,8 +21,8 @@ ENTRYPOINT = "orchestrate.py:main_flow"
 PULL_STEP = "prefect.deployments.steps.set_working_directory"
 FOLDER_TEMPLATE = "{{ $MY_PROJECT_DIR }}"
 PARAMETERS = {"train_month": "2023-01", "val_month": "2023-02"}
-# Exercise 04.1: the 2023 model, trained on February and validated on January.
-ASKED_RUN = {"mode": "reference", "train_month": "2023-02", "val_month": "2023-01"}
+# Exercise 04.1: the model trained on February and validated on January (the other way round).
+ASKED_RUN = {"train_month": "2023-02", "val_month": "2023-01"}
 # Exercise 04.3: every Monday at 07:30 UTC.
 WEEKDAY, HOUR, MINUTE = 0, 7, 30
 # Runs older than this kernel's first import of the checks belong to an earlier session, not to
@@ -95,16 +95,16 @@ def _result(run):
 
 
 def _described(parameters: dict) -> str:
-    keys = ("mode", "train_month", "val_month")
+    keys = ("train_month", "val_month")
     return ", ".join(f"{key}={parameters.get(key, '(default)')}" for key in keys)
 
 
 @exercise("04.1", "Run your deployment with parameters, from Python", wrong=[
-    Wrong(hint="no run of", code="reference_rmse = rmse  # the RMSE of the run above\n"),
-    Wrong(hint="coroutine", change=("reference_rmse = await flow_run.state.result()",
-                                    "reference_rmse = flow_run.state.result()")),
+    Wrong(hint="no run of", code="reversed_rmse = rmse  # the RMSE of the run above\n"),
+    Wrong(hint="coroutine", change=("reversed_rmse = await flow_run.state.result()",
+                                    "reversed_rmse = flow_run.state.result()")),
 ])
-def reference_run(reference_rmse, source: str = "auto", num_boost_round: int | None = None, **_lesson) -> str:
+def reversed_run(reversed_rmse, source: str = "auto", num_boost_round: int | None = None, **_lesson) -> str:
     asked = ", ".join(f"{key}={value}" for key, value in ASKED_RUN.items())
     how = (f"run_deployment({DEPLOYMENT!r}, parameters={{...}}, timeout=...) (from prefect.deployments; in a cell, "
            "`await` it)")
@@ -114,8 +114,8 @@ def reference_run(reference_rmse, source: str = "auto", num_boost_round: int | N
         runs = _runs_since_session(client, deployment)
     matching = [run for run in runs if all(run.parameters.get(key) == value for key, value in ASKED_RUN.items())]
     if not matching:
-        if inspect.iscoroutine(reference_rmse):
-            reference_rmse.close()
+        if inspect.iscoroutine(reversed_rmse):
+            reversed_rmse.close()
         seen = "; ".join(sorted({_described(run.parameters) for run in runs})) or "none"
         raise NotYet(f"There is no run of {DEPLOYMENT} with {asked} since this lesson started (its runs: {seen}). "
                      f"Start one with {how}; the parameters you pass override the deployment's.")
@@ -123,8 +123,8 @@ def reference_run(reference_rmse, source: str = "auto", num_boost_round: int | N
     if not done:
         latest = matching[0]
         state = latest.state.name if latest.state else "Scheduled"
-        if inspect.iscoroutine(reference_rmse):
-            reference_rmse.close()
+        if inspect.iscoroutine(reversed_rmse):
+            reversed_rmse.close()
         if latest.state is not None and latest.state.is_final():
             raise NotYet(f"Your run {latest.name} ended {state}: {latest.state.message}. Read its logs in the UI, fix "
                          "the cause and run it again.")
@@ -137,18 +137,18 @@ def reference_run(reference_rmse, source: str = "auto", num_boost_round: int | N
         raise NotYet(f"Your run {done[0].name} Completed, but with source={used.get('source', 'auto')!r} and "
                      f"num_boost_round={used.get('num_boost_round')!r}, not the lesson's {source!r} and "
                      f"{num_boost_round!r}: add the lesson's parameters to yours (**lesson_parameters).")
-    if reference_rmse is None:
-        raise NotYet(f"Your run {ours[0].name} Completed; now set reference_rmse to the RMSE it returned: the run's "
+    if reversed_rmse is None:
+        raise NotYet(f"Your run {ours[0].name} Completed; now set reversed_rmse to the RMSE it returned: the run's "
                      "state holds it (its .result(); the flow persists its result).")
-    if inspect.iscoroutine(reference_rmse):
-        reference_rmse.close()
-        raise NotYet("reference_rmse is a coroutine, not a number: in a notebook cell state.result() returns one "
+    if inspect.iscoroutine(reversed_rmse):
+        reversed_rmse.close()
+        raise NotYet("reversed_rmse is a coroutine, not a number: in a notebook cell state.result() returns one "
                      "(lesson 02's gotcha). `await` it, or call state.result(_sync=True).")
-    if isinstance(reference_rmse, bool) or not isinstance(reference_rmse, (int, float)):
-        raise NotYet(f"reference_rmse is a {type(reference_rmse).__name__}, {reference_rmse!r}: it should be the "
+    if isinstance(reversed_rmse, bool) or not isinstance(reversed_rmse, (int, float)):
+        raise NotYet(f"reversed_rmse is a {type(reversed_rmse).__name__}, {reversed_rmse!r}: it should be the "
                      "number the run returned, its state's .result().")
     results = {run.name: _result(run) for run in ours}
-    found = [name for name, value in results.items() if isinstance(value, float) and math.isclose(value, reference_rmse)]
+    found = [name for name, value in results.items() if isinstance(value, float) and math.isclose(value, reversed_rmse)]
     if not found and all(value is None for value in results.values()):
         raise NotYet(f"Your run {ours[0].name} Completed, but its result cannot be read here: was it run by a worker on "
                      "another machine, with results stored there? Run it with this lesson's worker.")
@@ -158,17 +158,17 @@ def reference_run(reference_rmse, source: str = "auto", num_boost_round: int | N
             for run in _runs_since_session(client, deployment):
                 if run.state is not None and run.state.is_completed() and run.name not in results:
                     value = _result(run)
-                    if isinstance(value, float) and math.isclose(value, reference_rmse):
+                    if isinstance(value, float) and math.isclose(value, reversed_rmse):
                         others[run.name] = run.parameters
         if others:
             name, parameters = next(iter(others.items()))
-            raise NotYet(f"{reference_rmse:.5f} is the RMSE of run {name} ({_described(parameters)}), not of your run "
+            raise NotYet(f"{reversed_rmse:.5f} is the RMSE of run {name} ({_described(parameters)}), not of your run "
                          f"with {asked}: read the result of the run run_deployment returned.")
         shown = ", ".join(f"{name}: {value:.5f}" for name, value in results.items())
-        raise NotYet(f"reference_rmse is {reference_rmse!r}, but your run(s) with {asked} returned {shown}: set it "
+        raise NotYet(f"reversed_rmse is {reversed_rmse!r}, but your run(s) with {asked} returned {shown}: set it "
                      "from the state of the run run_deployment returned, not from a number written by hand.")
     return (f"Your deployment ran your flow with {asked} (run {found[0]}, on the worker) and returned an RMSE of "
-            f"{reference_rmse:.5f} minutes.")
+            f"{reversed_rmse:.5f} minutes.")
 
 
 # -- 04.2 ------------------------------------------------------------------------------------------
