@@ -16,9 +16,11 @@ NOTEBOOKS = runner.course_notebooks()
 TAUGHT = {
     "02": ["@task(", "retries=", "retry_delay_seconds=", "name=", "cache_policy", "log_prints", "get_run_logger",
            "task_run_name", "@flow", "persist_result", "return_state=True"],
-    "03": ["get_client(", "read_flow_run(", "read_flow_runs(", "read_task_runs(", "FlowRunFilter", "prefect server start"],
+    "03": ["get_client(", "read_flow_run(", "read_flow_runs(", "read_task_runs(", "FlowRunFilter", "prefect server start",
+           "read_task_run_states(", "read_logs(", "LogFilter"],
     "04": ["prefect init", "prefect work-pool create", "prefect worker start", "prefect deploy", "prefect deployment run",
-           "run_deployment(", ".serve(", "schedules", "cron"],
+           "run_deployment(", ".serve(", "schedules", "cron", "prefect deploy --name", "set_working_directory",
+           "read_deployment_by_name(", "prefect deployment schedule create", "--watch"],
     "05": ["AwsCredentials(", "S3Bucket(", ".save(", "S3Bucket.load(", "download_folder_to_path", "Variable.aset",
            "Secret", "prefect block", "git_clone"],
     "06": ["create_markdown_artifact", "create_table_artifact", "create_progress_artifact", "update_progress_artifact",

@@ -22,6 +22,9 @@ HOST = "127.0.0.1"
 #: Settings that keep Prefect quiet and non-interactive (server, worker, CLI, kernel).
 HEADLESS_ENV: dict[str, str] = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # The client's telemetry too: else the first `!prefect ...` of a lesson (a terminal, for the CLI)
+    # prints a three-line "Prefect collects anonymous usage data" notice in the middle of a cell.
+    "DO_NOT_TRACK": "1",
     "PREFECT_CLI_PROMPT": "false",
     "PREFECT_CLI_COLORS": "false",
     "PREFECT_LOGGING_COLORS": "false",

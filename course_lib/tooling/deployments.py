@@ -4,13 +4,15 @@ The lessons run the CLI as the commands a learner types (`!prefect deployment ru
 `%%bash` cells). What is here waits and reads back: :func:`follow` waits for the run that
 `prefect deployment run` printed and reads its logs, :func:`wait_for_flow_run` says when no
 worker picks a run up, :func:`upcoming_runs` lists the runs each schedule created and
-:func:`next_times` computes the times a schedule should give. :func:`prefect_cli` runs a
+:func:`next_times` computes the times a schedule should give, :func:`child_processes` watches
+the processes a served flow starts. :func:`prefect_cli` runs a
 `prefect` command headless with its output checked (for tests, the bench and
 ``gitsource.deploy``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -253,3 +255,35 @@ def follow(cli_output: str | list[str], timeout: float = 300, late_after: float 
     flow_run_id = flow_run_id_from_output(cli_output)
     state = wait_for_flow_run(flow_run_id, timeout=timeout, late_after=late_after)
     return DeploymentRun(str(flow_run_id), state, runs.flow_run_logs(flow_run_id))
+
+
+@contextlib.contextmanager
+def child_processes(pid: int, poll_seconds: float = 0.1):
+    """The ids of the processes that process ``pid`` has as children while the block runs.
+
+    Sampled in a thread every ``poll_seconds``: a served flow (``flow.serve()``) starts each of its
+    flow runs as a child process, which lives as long as the run.
+    """
+    import threading
+
+    import psutil
+
+    seen: set[int] = set()
+    done = threading.Event()
+    parent = psutil.Process(pid)
+
+    def sample() -> None:
+        while not done.is_set():
+            try:
+                seen.update(child.pid for child in parent.children())
+            except psutil.NoSuchProcess:
+                return
+            done.wait(poll_seconds)
+
+    sampler = threading.Thread(target=sample, name="child-processes", daemon=True)
+    sampler.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        sampler.join()
