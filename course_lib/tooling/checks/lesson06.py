@@ -247,8 +247,8 @@ def task_runs_table(publish_task_runs=None, flow_run_id=None) -> str:
     if names != sorted(expected):
         extra = sorted(set(names) - set(expected))
         if extra:
-            raise NotYet(f"Your table lists {len(rows)} task runs, {len(extra)} of them not of flow run {flow_run_id} "
-                         f"(e.g. {extra[0]!r}): list only the task runs of flow run flow_run_id, with "
+            raise NotYet(f"Your table lists {len(rows)} task runs; flow run {flow_run_id} has {len(expected)} (e.g. "
+                         f"{extra[0]!r} is another run's): list only the task runs of flow run flow_run_id, with "
                          "read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))).")
         raise NotYet(f"Your table lists the task runs {names}; flow run {flow_run_id} has {sorted(expected)}.")
     for row in rows:
