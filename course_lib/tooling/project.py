@@ -150,7 +150,7 @@ def load_module(name: str = "orchestrate", project_dir: Path | None = None) -> M
     path = project_dir / f"{name}.py"
     if not path.is_file():
         raise ProjectError(f"{path} does not exist: write it first (or run the lesson's catch_up())")
-    for module_name in [m for m, mod in sys.modules.items()
+    for module_name in [m for m, mod in list(sys.modules.items())
                         if getattr(mod, "__file__", None) and Path(mod.__file__).parent == project_dir]:
         del sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(name, path)

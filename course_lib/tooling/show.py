@@ -10,8 +10,12 @@ from course_lib import paths
 _LANGUAGES = {".py": "python", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".sh": "bash", ".json": "json"}
 
 
-def show_file(path: str | Path):
-    """Display ``path`` (absolute, or relative to the course repository) with syntax highlighting."""
+def show_file(path: str | Path, function: str | None = None, lines: str | None = None):
+    """Display ``path`` (absolute, or relative to the course repository) with syntax highlighting.
+
+    ``function="name"`` shows only that top-level function or class (its decorators included), and
+    ``lines="10-30"`` only those lines; a line above the code says which part it is and where the rest is.
+    """
     from IPython.display import Code
 
     path = Path(path)
@@ -19,7 +23,37 @@ def show_file(path: str | Path):
         path = paths.REPO_ROOT / path
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: the lesson expects this file of the course repository")
-    return Code(path.read_text(), language=_LANGUAGES.get(path.suffix, "text"))
+    text = path.read_text()
+    if function is None and lines is None:
+        return Code(text, language=_LANGUAGES.get(path.suffix, "text"))
+    all_lines = text.splitlines()
+    first, last = _function_lines(text, function, path) if function else _line_range(lines, len(all_lines))
+    part = f"`{function}`, lines {first}-{last}" if function else f"lines {first}-{last}"
+    print(f"{path.name}: {part} of {len(all_lines)} (the whole file: {path})")
+    return Code("\n".join(all_lines[first - 1:last]) + "\n", language=_LANGUAGES.get(path.suffix, "text"))
+
+
+def _function_lines(text: str, name: str, path: Path) -> tuple[int, int]:
+    """First and last line (1-based) of the top-level function or class ``name``, decorators included."""
+    import ast
+
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            first = min([node.lineno] + [decorator.lineno for decorator in node.decorator_list])
+            return first, node.end_lineno
+    defined = [node.name for node in ast.parse(text).body
+               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    raise ValueError(f"{path.name} has no top-level function or class {name!r}; it has: {', '.join(defined) or 'none'}")
+
+
+def _line_range(lines: str, count: int) -> tuple[int, int]:
+    try:
+        first, last = (int(part) for part in str(lines).split("-", 1))
+    except ValueError:
+        raise ValueError(f"lines={lines!r}: give a range such as \"10-30\"") from None
+    if not 1 <= first <= last <= count:
+        raise ValueError(f"lines={lines!r} is outside the file's {count} lines")
+    return first, last
 
 
 class expect_error:
