@@ -253,3 +253,17 @@ def follow(cli_output: str | list[str], timeout: float = 300, late_after: float 
     flow_run_id = flow_run_id_from_output(cli_output)
     state = wait_for_flow_run(flow_run_id, timeout=timeout, late_after=late_after)
     return DeploymentRun(str(flow_run_id), state, runs.flow_run_logs(flow_run_id))
+
+
+def start_profile_worker(pool: str, profile: str) -> services.Worker:
+    """A worker for ``pool`` that talks to the API of ``profile`` (lesson 07's remote workspace).
+
+    It runs what ``prefect --profile PROFILE worker start -p POOL`` runs in a terminal without
+    ``PREFECT_API_URL``: the profile's URL and credentials reach the worker through its
+    environment, never a command line or an output. A service: stopped with ``.stop()``, and when
+    the kernel exits.
+    """
+    from course_lib.services import remote
+
+    with services.temporary_env(remote.profile_api_env(profile)):
+        return services.Worker(pool).start()
