@@ -25,9 +25,11 @@ TAUGHT = {
            "Variable.aset", "Secret", "prefect block", "git_clone", "git push", "prefect deploy --all", "run_deployment("],
     "06": ["create_markdown_artifact", "create_table_artifact", "create_progress_artifact", "update_progress_artifact",
            "Artifact.get", "read_artifacts(", "git push"],
-    "07": ["prefect cloud login", "prefect profile create", "prefect profile use", "prefect config set"],
+    "07": ["prefect cloud login", "prefect profile create", "prefect profile use", "prefect config set",
+           "prefect config view", "prefect variable set", "prefect deploy", "load_profile(", "temporary_settings(",
+           "run_deployment("],
     "08": [".submit(", ".map(", "unmapped", "wait(", "as_completed", "ThreadPoolTaskRunner", "ProcessPoolTaskRunner",
-           "DaskTaskRunner"],
+           "DaskTaskRunner", "tags(", "prefect concurrency-limit create"],
     "09": ["emit_event", "EventTrigger", "SendNotification", "email_send_message", "EmailServerCredentials",
            "prefect automation ls"],
 }

@@ -111,27 +111,3 @@ def test_a_worker_on_this_machine_runs_a_deployment_of_the_remote(workspace, pre
             client.read_flow_run(flow_run.id)
     secret = password.split(":", 1)[1]
     assert secret not in raw_log(worker) and secret not in raw_log(server)
-
-
-def test_lesson07_checks_read_the_real_profiles(prefect_server):
-    """Exercises 07.1/07.2: a profile made active, then back to local, as profiles.toml records it."""
-    from course_lib.tooling.checks import lesson07
-
-    api = prefect_server.api_url
-    use = 'prefect profile use {} > /dev/null'
-    bash(f'prefect profile create local > /dev/null 2>&1 || true\n'
-         f'prefect --profile local config set PREFECT_API_URL="{api}" > /dev/null\n{use.format("local")}\n'
-         'prefect profile delete staging > /dev/null 2>&1 || true')
-    try:
-        assert "has no profile 'staging'" in lesson07.staging_profile(api).message
-        assert "do exercise 07.1 first" in lesson07.back_to_local(api).message
-        bash(f'prefect profile create staging > /dev/null\n'
-             f'prefect --profile staging config set PREFECT_API_URL="{api}" > /dev/null')
-        assert "The active profile is 'local'" in lesson07.staging_profile(api).message
-        bash(use.format("staging"))
-        assert lesson07.staging_profile(api).passed
-        assert "still 'staging'" in lesson07.back_to_local(api).message
-        bash(use.format("local"))
-        assert lesson07.back_to_local(api).passed
-    finally:
-        bash(use.format("local") + "\nprefect profile delete staging > /dev/null 2>&1 || true")

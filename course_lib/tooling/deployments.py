@@ -287,3 +287,17 @@ def child_processes(pid: int, poll_seconds: float = 0.1):
     finally:
         done.set()
         sampler.join()
+
+
+def start_profile_worker(pool: str, profile: str) -> services.Worker:
+    """A worker for ``pool`` that talks to the API of ``profile`` (lesson 07's remote workspace).
+
+    It runs what ``prefect --profile PROFILE worker start -p POOL`` runs in a terminal without
+    ``PREFECT_API_URL``: the profile's URL and credentials reach the worker through its
+    environment, never a command line or an output. A service: stopped with ``.stop()``, and when
+    the kernel exits.
+    """
+    from course_lib.services import remote
+
+    with services.temporary_env(remote.profile_api_env(profile)):
+        return services.Worker(pool).start()

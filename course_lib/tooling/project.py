@@ -43,8 +43,9 @@ from course_lib import paths
 
 REFERENCE = Path(__file__).resolve().parent.parent / "pipeline" / "project"
 PROJECT_NAME = "my-project"
-#: Lesson of the first appearance of each reference file.
-FIRST_LESSON = {"orchestrate.py": 1, "prefect.yaml": 4, "orchestrate_s3.py": 5}
+#: Lesson of the first appearance of each reference file. search.py's lesson-07 version is a plain
+#: search (no Prefect), which lesson 08 adds to the project and the learner makes a mapped flow.
+FIRST_LESSON = {"orchestrate.py": 1, "prefect.yaml": 4, "orchestrate_s3.py": 5, "search.py": 7}
 #: The git remote of the project from lesson 05 on: a bare repository on this machine.
 GIT_LESSON = 5
 BRANCH = "main"
