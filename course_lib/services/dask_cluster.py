@@ -8,13 +8,10 @@ Each process is a real program in its own process group with its own log file un
 a grace period, SIGKILL), and the same happens when Python exits. Every worker runs one thread
 (``--nthreads 1``) and no nanny, so N workers are N processes and N cores, no more.
 
-Environment variables read here:
-
-``COURSE_DASK_ADDRESS``
-    the address of another scheduler (``tcp://host:8786``); lesson 08 uses it instead of
-    starting this cluster. Its workers need the course's packages and ``PREFECT_API_URL``.
-``COURSE_DASK_START_TIMEOUT``
-    seconds to wait for the scheduler and its workers (default 120).
+Settings read here (:mod:`course_lib.settings`): ``COURSE_DASK_ADDRESS``, the address of another
+scheduler (``tcp://host:8786``) that lesson 08 uses instead of starting this cluster (its workers
+need the course's packages and ``PREFECT_API_URL``); ``COURSE_DASK_START_TIMEOUT``, seconds to wait
+for the scheduler and its workers (default 120).
 """
 
 from __future__ import annotations
