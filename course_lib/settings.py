@@ -19,6 +19,7 @@ processes and shell cells it starts; they are not settings.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +193,7 @@ def allowed(field: str) -> Allowed:
     return found[0]
 
 
+@functools.lru_cache(maxsize=None)
 def _adapter(field: str) -> TypeAdapter:
     annotation, metadata = _parts(field)
     return TypeAdapter(Annotated[(annotation, *metadata)] if metadata else annotation)
