@@ -1,26 +1,45 @@
 # The course's one interface. `make course` runs every lesson headless; `make test` runs the tests.
-# Both set up .venv from the lock first when it is missing or out of date.
+# Each sets up .venv first when it is missing or out of date: `make course` (lab, services, reset)
+# from the learner's lock, `make test` (images, bench) from the developers' lock.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
+# Two locks, compiled from pyproject.toml (`make lock`): what a learner needs to run the lessons,
+# and that plus what the tests, the pictures and the bench need (pyproject's `dev` extra).
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
 INSTALLED := $(VENV)/.installed
+INSTALLED_DEV := $(VENV)/.installed-dev
 
-.PHONY: setup system-deps course test images lab services reset bench lock clean
+.PHONY: setup setup-dev system-deps course test images lab services reset bench lock clean
 
 setup: $(INSTALLED)
 
-# uv installs the exact versions of requirements.lock in ~20 s; pip would take minutes.
+setup-dev: $(INSTALLED_DEV)
+
+# uv installs the exact versions of a lock in ~20 s; pip would take minutes. `uv pip sync` also
+# removes what the lock does not list, so the learner's environment is exactly requirements.lock.
 # --compile-bytecode: precompiled .pyc halve every `import prefect` (and every flow run), also
 # where PYTHONDONTWRITEBYTECODE stops Python from caching them itself.
-$(INSTALLED): requirements.lock pyproject.toml
+define install_lock
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed: install python3.11 and run make again"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python $(1)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+endef
+
+$(INSTALLED): $(LOCK) pyproject.toml
+	$(call install_lock,$(LOCK))
+	@rm -f $(INSTALLED_DEV)
 	@touch $@
+
+# The developers' lock holds the learner's too: once it is installed, `make course` needs nothing more.
+$(INSTALLED_DEV): $(DEV_LOCK) $(LOCK) pyproject.toml
+	$(call install_lock,$(DEV_LOCK))
+	@touch $(INSTALLED) $@
 
 # Headless Chromium for the UI screenshots (Playwright drives the system browser; it cannot
 # download its own here). Installed with apt when missing and we are root, as on CI.
@@ -38,15 +57,15 @@ course: setup
 # The library tests, then every notebook with quick parameters injected by papermill and
 # executed once by nbval, on two pytest-xdist workers that each take whole files (each worker has
 # its own Prefect server and working folder, see conftest.py).
-test: setup system-deps
+test: setup-dev system-deps
 	$(BIN)/python -m course_lib.tooling.runner prepare --out build/prepared
 	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 # The course's pictures: diagrams drawn from code, screenshots of the real Prefect UI.
-images: setup system-deps
+images: setup-dev system-deps
 	$(BIN)/python -m course_lib.tooling.images
 
-bench: setup
+bench: setup-dev
 	$(BIN)/python -m course_lib.tooling.bench
 
 # JupyterLab at the lessons' folder with the course's settings (jupyter/: no news pop-up, no
@@ -64,9 +83,15 @@ services: setup
 reset: setup
 	$(BIN)/python -m course_lib.tooling.instructor reset $(if $(filter 1,$(FORCE)),--yes)
 
-# Refresh the lock after editing the dependencies in pyproject.toml.
+# Compile both locks after editing the dependencies in pyproject.toml; versions already locked
+# stay (`make lock UPGRADE=1` moves them to the newest allowed). The learner's lock starts from the
+# developers' (uv keeps the versions of the file it writes), so the two agree on every version.
+COMPILE := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --quiet --custom-compile-command "make lock"
 lock:
-	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --upgrade -o requirements.lock
+	$(COMPILE) --extra dev $(if $(filter 1,$(UPGRADE)),--upgrade) -o $(DEV_LOCK)
+	cp $(DEV_LOCK) $(LOCK).new
+	$(COMPILE) -o $(LOCK).new
+	mv $(LOCK).new $(LOCK)
 
 clean:
 	rm -rf build work .pytest_cache

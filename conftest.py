@@ -10,17 +10,18 @@ controller runs the leak check after the last worker has finished.
 At session end, after that server is stopped, no service of the course started by this session
 may still run (a worker, an S3 endpoint, a served flow, a dask scheduler or worker, a second
 Prefect server...): every process started from this session inherits COURSE_TEST_SESSION, so
-they are found by that mark in /proc/PID/environ. Any found is listed, stopped, and the session
-fails.
+they are found by that mark in their environment (read with psutil: Linux and macOS alike). Any
+found is listed, stopped, and the session fails.
 """
 
+import contextlib
 import os
-import signal
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent
@@ -81,8 +82,9 @@ REAL_MONTHS = {1: "green_tripdata_2023-01.parquet", 2: "green_tripdata_2023-02.p
 
 def real_data_dir() -> Path:
     """Where the read-only real TLC files are: COURSE_REAL_DATA_DIR, else ../shared/data beside the repository."""
-    override = os.environ.get(REAL_DATA_ENV, "").strip()
-    return Path(override).expanduser().resolve() if override else ROOT.parent / "shared" / "data"
+    from course_lib import settings
+
+    return settings.read("real_data_dir") or ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +93,9 @@ def real_month_files() -> dict[int, Path]:
     folder = real_data_dir()
     files = {month: folder / name for month, name in REAL_MONTHS.items()}
     missing = [str(path) for path in files.values() if not path.is_file()]
-    if missing and os.environ.get(REAL_DATA_ENV, "").strip():
+    from course_lib import settings
+
+    if missing and settings.source("real_data_dir") == "environment":
         pytest.fail(f"{REAL_DATA_ENV}={os.environ[REAL_DATA_ENV]} lacks {missing}: "
                     f"point it at the folder holding {', '.join(REAL_MONTHS.values())}, or unset it")
     if missing:
@@ -137,14 +141,6 @@ SERVICE_PATTERNS = {
 }
 
 
-def _read_proc(pid: str, name: str) -> bytes:
-    try:
-        with open(f"/proc/{pid}/{name}", "rb") as fh:
-            return fh.read()
-    except OSError:  # gone, or not ours
-        return b""
-
-
 def service_kind(command_line: str) -> str | None:
     """Which course service ``command_line`` runs, or None."""
     for kind, needles in SERVICE_PATTERNS.items():
@@ -155,43 +151,45 @@ def service_kind(command_line: str) -> str | None:
 
 def leaked_services(mark: str | None = None) -> list[tuple[int, str, str]]:
     """``(pid, kind, command line)`` of every live course service carrying this session's mark."""
-    mark = (mark or os.environ[SESSION_MARK]).encode()
-    wanted = f"{SESSION_MARK}=".encode() + mark
+    mark = mark or os.environ[SESSION_MARK]
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
             continue
-        if wanted not in _read_proc(entry, "environ").split(b"\0"):
-            continue
-        status = _read_proc(entry, "stat").decode(errors="replace")
-        if ") Z" in status:  # a zombie is dead, only not reaped yet
-            continue
-        command = _read_proc(entry, "cmdline").replace(b"\0", b" ").decode(errors="replace").strip()
+        try:
+            if process.environ().get(SESSION_MARK) != mark or process.status() == psutil.STATUS_ZOMBIE:
+                continue  # not ours; or a zombie: dead, only not reaped yet
+            command = " ".join(process.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue  # gone, or another user's
         kind = service_kind(command)
         if kind is not None:
-            found.append((int(entry), kind, command))
+            found.append((process.pid, kind, command))
     return found
 
 
 def _stop(pids: list[int]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") and ") Z" not in
-                                                  _read_proc(str(pid), "stat").decode(errors="replace")
-                                                  for pid in pids):
-            time.sleep(0.1)
+    processes = []
+    for pid in pids:
+        try:
+            processes.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=5)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=5)
 
 
 def pytest_sessionfinish(session, exitstatus):
     if _session_server is not None:
         _session_server.stop()
-    if _is_xdist_worker(session.config) or not sys.platform.startswith("linux"):
-        return  # an xdist worker: its controller checks when every worker has finished
+    if _is_xdist_worker(session.config):
+        return  # its controller checks when every worker has finished
     # A service stopping as the session ends gets a few seconds to finish exiting.
     deadline = time.monotonic() + 5
     leaked = leaked_services()

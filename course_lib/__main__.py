@@ -6,9 +6,13 @@
 ``python -m course_lib env``
     prints the shell lines that point a terminal's ``prefect`` at the course's running server:
     ``eval "$(.venv/bin/python -m course_lib env)"``.
+``python -m course_lib settings``
+    prints every ``COURSE_*`` setting, its effective value and where it came from (default or
+    environment); ``--markdown`` prints the README's table of them, ``--write-readme`` puts that
+    table into README.md (see :mod:`course_lib.settings`).
 
-Exit codes: 0 done, 1 no course server runs (``env``), 2 bad input (the message on stderr
-says what to change).
+Exit codes: 0 done, 1 no course server runs (``env``), 2 bad input or a bad setting (the message
+on stderr says what to change).
 """
 
 from __future__ import annotations
@@ -18,6 +22,19 @@ import contextlib
 import json
 import sys
 
+
+
+SETTINGS_HELP = {
+    "help": "print the course's COURSE_* settings and where each came from",
+    "description": "Print every COURSE_* setting: its effective value and where it came from "
+                   "(default or environment). Exits 2 when a value is not allowed, naming it.",
+}
+
+
+def _settings_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--markdown", action="store_true", help="print the README's table of the settings instead")
+    parser.add_argument("--write-readme", action="store_true", help="write that table into README.md")
+    return parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         description='Print `export PREFECT_API_URL=...` and the course\'s PREFECT_HOME for the running '
         'course server. In a terminal: eval "$(.venv/bin/python -m course_lib env)".',
     )
+    _settings_arguments(commands.add_parser("settings", **SETTINGS_HELP))
     train = commands.add_parser(
         "train",
         help="train on one month, validate on another, save the model",
@@ -89,10 +107,30 @@ def env_command() -> int:
     return 0
 
 
+def settings_command(markdown: bool = False, write_readme: bool = False) -> int:
+    """Print the effective settings (exit 2 when one is not allowed), or the README's table of them."""
+    from course_lib import settings
+
+    if write_readme:
+        changed = settings.write_readme_table()
+        print(f"README.md: the settings table {'was updated' if changed else 'is up to date'}.")
+        return 0
+    if markdown:
+        print(settings.markdown())
+        return 0
+    text, code = settings.report()
+    print(text, file=sys.stderr if code else sys.stdout)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["env"] and len(argv) == 1:  # fast path: no pandas/xgboost import
+    if argv[:1] == ["env"] and len(argv) == 1:  # fast paths: no pandas/xgboost import
         return env_command()
+    if argv[:1] == ["settings"]:
+        parser = argparse.ArgumentParser(prog="python -m course_lib settings", description=SETTINGS_HELP["description"])
+        args = _settings_arguments(parser).parse_args(argv[1:])
+        return settings_command(args.markdown, args.write_readme)
     from course_lib.ml import data, training
 
     args = _parser().parse_args(argv)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from course_lib.tooling.bench import _cpu_seconds, balanced_halves
-from tests.helpers import stop_group
+from course_lib.services.base import stop_group
 
 
 def test_balanced_halves_evens_out_the_seconds():

@@ -20,7 +20,7 @@ from course_lib import services
 from course_lib.pipeline import search
 from course_lib.services import DaskCluster, ServiceError, check_dask_scheduler, free_port
 from course_lib.tooling.checks.lesson08 import task_runs_of
-from tests.helpers import group_gone
+from course_lib.services.base import group_gone
 
 
 

@@ -15,6 +15,7 @@ import http.server
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 import urllib.error
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from course_lib.ml import data
+from tests.helpers import ctrl_c_raises
 from course_lib.ml.data import (
     GREEN_COLUMNS,
     DataError,
@@ -50,6 +52,7 @@ def isolated_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("COURSE_OFFLINE", raising=False)
     monkeypatch.delenv("COURSE_DOWNLOAD_TIMEOUT", raising=False)
     monkeypatch.setattr(data, "TLC_URL", UNREACHABLE_URL)
+    monkeypatch.setattr(data, "_UNREACHABLE", {})  # each test starts with downloads on
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +133,23 @@ def test_bad_arguments_raise_data_error_naming_problem_and_fix(tmp_path, kwargs,
     assert files_in(tmp_path) == []
 
 
+def _month_after(day: dt.date) -> tuple[int, int]:
+    return (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+
+
+def test_the_months_run_from_2013_08_to_the_current_month_both_ends_included():
+    today = dt.date.today()
+    for year, month in [(2013, 8), (today.year, today.month)]:  # the first TLC green month, and this month
+        frame = load_taxi_month(year, month, source="synthetic")
+        assert frame.attrs["source"] == "synthetic"
+        assert frame["lpep_pickup_datetime"].min() >= pd.Timestamp(year, month, 1)
+    with pytest.raises(DataError, match=r"2013-07 is before TLC green-taxi data exists \(it starts 2013-08\)"):
+        load_taxi_month(2013, 7, source="synthetic")
+    year, month = _month_after(today)
+    with pytest.raises(DataError, match=rf"{year:04d}-{month:02d} is in the future \(today is {today:%Y-%m}\)"):
+        load_taxi_month(year, month, source="synthetic")
+
+
 def test_data_error_is_a_value_error():
     with pytest.raises(ValueError):
         make_synthetic_month(2023, 13)
@@ -184,10 +204,22 @@ def test_download_failure_names_url_and_reason_and_leaves_nothing(tmp_path):
     assert files_in(folder) == []  # neither the month nor a .part temp file
 
 
-def test_bad_download_timeout_setting_is_explained(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_DOWNLOAD_TIMEOUT", "soon")
-    with pytest.raises(DataError, match="COURSE_DOWNLOAD_TIMEOUT='soon'.*positive number"):
-        load_taxi_month(2023, 1, source="download", data_dir=tmp_path)
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "nan"])
+@pytest.mark.parametrize("source", ["download", "auto"])
+def test_bad_download_timeout_setting_is_explained(tmp_path, monkeypatch, value, source):
+    monkeypatch.setenv("COURSE_DOWNLOAD_TIMEOUT", value)
+    with pytest.raises(DataError, match=rf"COURSE_DOWNLOAD_TIMEOUT='{value}' is not allowed .* "
+                                        r"must be a number of seconds > 0\. Fix: set it to e\.g\. 30, or unset it"):
+        load_taxi_month(2023, 1, source=source, data_dir=tmp_path)
+    assert files_in(tmp_path) == []
+
+
+def test_a_data_folder_that_cannot_be_created_is_a_data_error_with_the_fix(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DataError, match=r"The data folder .*a-file/data cannot be created or written .*"
+                                        r"Fix: set COURSE_DATA_DIR \(or data_dir=\) to a folder you can write to"):
+        load_taxi_month(2023, 1, source="download", data_dir=blocker / "data")
 
 
 @pytest.mark.parametrize("spec", ["January", "2023/01", "2023-01-15", "trips.csv"])
@@ -320,7 +352,7 @@ def test_download_interrupted_mid_stream_leaves_no_partial_file(tmp_path, monkey
             return False
 
         def update(self, n):
-            seen_partial.extend(p.name for p in folder.iterdir() if p.name.endswith(".part") and p.stat().st_size)
+            seen_partial.extend(p.name for p in folder.iterdir() if ".tmp" in p.name and p.stat().st_size)
             raise KeyboardInterrupt
 
     monkeypatch.setattr(data, "tqdm", InterruptedBar)
@@ -355,13 +387,89 @@ def test_ctrl_c_during_a_stalled_download_leaves_nothing(tmp_path, monkeypatch, 
     monkeypatch.setenv("COURSE_DOWNLOAD_TIMEOUT", "30")
     folder = tmp_path / "data"
     interrupt = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    interrupt.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            load_taxi_month(2023, 1, source="download", data_dir=folder)
-    finally:
-        interrupt.cancel()
+    with ctrl_c_raises():  # also when pytest itself was started with SIGINT ignored (`make test &`)
+        interrupt.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                load_taxi_month(2023, 1, source="download", data_dir=folder)
+        finally:
+            interrupt.cancel()
     assert files_in(folder) == []
+
+
+# Offline once: a reason that retrying will not change stops the downloads of the process.
+
+
+def _url_at(port: int) -> str:
+    return f"http://127.0.0.1:{port}/" + "{color}_tripdata_{year:04d}-{month:02d}.parquet"
+
+
+def test_a_refused_download_stops_the_downloads_of_the_process_and_says_so_once(tmp_path, monkeypatch, capsys):
+    with socket.socket() as probe:  # a port nothing listens on: the connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(data, "TLC_URL", _url_at(port))
+    assert load_taxi_month(2023, 1, data_dir=tmp_path).attrs["source"] == "synthetic"
+    said = capsys.readouterr().out
+    assert said.count(f"Downloads from 127.0.0.1:{port} stop for this process") == 1
+    assert "Connection refused" in said and "Set COURSE_OFFLINE=1 to skip the attempt" in said
+
+    # Something listens there now, yet the process does not try again: no connection arrives.
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        listener.setblocking(False)
+        assert load_taxi_month(2023, 2, data_dir=tmp_path).attrs["source"] == "synthetic"
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    said = capsys.readouterr().out
+    assert f"download skipped: 127.0.0.1:{port} could not be reached earlier in this process" in said
+    assert "stop for this process" not in said  # said once
+    assert files_in(tmp_path) == []
+
+
+def test_a_connection_attempt_that_gets_no_answer_stops_the_downloads_too(tmp_path, monkeypatch, capsys):
+    """A firewall that drops packets: the connection attempt times out (here: a full accept queue,
+    where Linux drops the SYN), and every later attempt would wait out the timeout again."""
+    monkeypatch.setenv("COURSE_DOWNLOAD_TIMEOUT", "0.5")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        fillers = []
+        try:
+            for _ in range(8):  # fill the accept queue until a connection attempt gets no answer
+                filler = socket.socket()
+                fillers.append(filler)
+                filler.settimeout(0.3)
+                try:
+                    filler.connect(listener.getsockname())
+                except TimeoutError:
+                    break
+            else:
+                pytest.fail("the accept queue never filled: this system answers every connection attempt")
+            port = listener.getsockname()[1]
+            monkeypatch.setattr(data, "TLC_URL", _url_at(port))
+            attempts = []
+            real_download = data._download
+            monkeypatch.setattr(data, "_download", lambda *args: attempts.append(args) or real_download(*args))
+            assert load_taxi_month(2023, 1, data_dir=tmp_path).attrs["source"] == "synthetic"
+            assert load_taxi_month(2023, 2, data_dir=tmp_path).attrs["source"] == "synthetic"
+        finally:
+            for filler in fillers:
+                filler.close()
+    said = capsys.readouterr().out
+    assert said.count(f"Downloads from 127.0.0.1:{port} stop for this process: cannot reach the server (timed out)") == 1
+    assert "could not be reached earlier in this process" in said
+    assert len(attempts) == 1  # the second month did not wait out another timeout
+
+
+def test_a_slow_server_is_tried_again(tmp_path, monkeypatch, tlc_server, capsys):
+    """A timeout while the bytes arrive, or an HTTP error, may pass: the next month tries again."""
+    monkeypatch.setenv("COURSE_DOWNLOAD_TIMEOUT", "0.5")
+    _TLCStandIn.requests.clear()
+    for kind in ("stall", "missing", "stall"):
+        monkeypatch.setattr(data, "TLC_URL", _url(tlc_server, kind))
+        assert load_taxi_month(2023, 1, data_dir=tmp_path).attrs["source"] == "synthetic"
+    assert [path.split("/")[1] for path in _TLCStandIn.requests] == ["stall", "missing", "stall"]
+    assert "stop for this process" not in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------

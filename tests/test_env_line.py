@@ -19,7 +19,7 @@ import pytest
 
 from course_lib.services import free_port
 from course_lib.services import server as server_module
-from tests.helpers import stop_group
+from course_lib.services.base import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = Path(sys.executable)

@@ -35,6 +35,7 @@ from course_lib.ml.features import (
     fit_preprocessor,
     prepare_trips,
 )
+from tests.helpers import oserror_where_permissions_apply, read_only_folder
 
 REFERENCE_RMSE = 5.19931  # the 2023 course, Jan -> Feb 2023 (5.199312466828839)
 FAST_RMSE = 4.97948  # README, "Measured": fast mode on the same months
@@ -125,6 +126,37 @@ def test_preprocessor_is_fitted_on_train_only(mode, tmp_path):
         assert (again.transform(val) != X_val).nnz == 0
     else:
         pd.testing.assert_frame_equal(again.transform(val), X_val)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_build_features_learns_the_categories_of_the_training_month_only_sorted(mode):
+    # Pairs in the training month, first seen in an order that is not sorted ("10_2" sorts before "1_2").
+    train = trips([
+        ("2023-01-01 10:00", "2023-01-01 10:10", 3, 4, 1.0),
+        ("2023-01-01 10:00", "2023-01-01 10:20", 1, 2, 2.0),
+        ("2023-01-01 10:00", "2023-01-01 10:30", 10, 2, 3.0),
+        ("2023-01-01 10:00", "2023-01-01 10:40", 3, 4, 4.0),
+    ])
+    val = trips([
+        ("2023-02-01 10:00", "2023-02-01 10:10", 1, 2, 1.5),
+        ("2023-02-01 10:00", "2023-02-01 10:10", 7, 7, 4.0),  # a pair never seen in training
+    ])
+    X_train, X_val, _, _, pre = training.build_features(train, val, mode=mode)
+    if mode == "reference":
+        assert pre.dv.feature_names_ == ["PU_DO=10_2", "PU_DO=1_2", "PU_DO=3_4", "trip_distance"]
+        assert X_val.toarray().tolist() == [[0.0, 1.0, 0.0, 1.5], [0.0, 0.0, 0.0, 4.0]]
+    else:
+        assert pre.categories == ["10_2", "1_2", "3_4"]  # exactly the training month's, sorted
+        assert list(X_train["PU_DO"].cat.categories) == list(X_val["PU_DO"].cat.categories) == pre.categories
+        assert X_train["PU_DO"].cat.codes.tolist() == [2, 1, 0, 2]
+        assert X_val["PU_DO"].tolist()[0] == "1_2" and pd.isna(X_val["PU_DO"].iloc[1])
+
+
+def test_the_preprocessor_of_train_months_knows_the_training_months_pairs(synthetic_months):
+    X_train, _, _, _, pre = training.build_features(*synthetic_months)
+    pairs = prepare_trips(synthetic_months[0])["PU_DO"]
+    assert pre.categories == sorted(set(pairs))
+    assert set(pre.categories) != set(prepare_trips(synthetic_months[1])["PU_DO"])  # the months differ
 
 
 def test_bad_mode_and_rounds_are_value_errors(synthetic_months):
@@ -280,6 +312,38 @@ def test_cli_human_output_and_errors_in_process(tmp_path, capsys):
     assert "num_boost_round" in capsys.readouterr().err
     assert cli_main(["train", "--train", "nope.csv", "--val", "2023-02"]) == 2
     assert "nope.csv" in capsys.readouterr().err
+
+
+def test_a_models_dir_that_cannot_be_written_fails_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert cli_main(["train", "--train", "2023-01", "--val", "2023-02", "--source", "synthetic",
+                     "--models-dir", str(blocker / "models")]) == 2
+    said = capsys.readouterr()
+    assert f"error: The models folder {blocker / 'models'} cannot be created or written" in said.err
+    assert "Fix: pass a folder you can write to (--models-dir, models_dir=)" in said.err
+    assert "synthetic" not in said.out + said.err  # no month was loaded, nothing trained
+
+
+def test_a_read_only_models_dir_or_workdir_is_refused_with_the_fix(monkeypatch):
+    def train_into(folder):
+        training.train_months("2023-01", "2023-02", source="synthetic", models_dir=folder)
+
+    def train_with_workdir(folder):
+        monkeypatch.setenv("COURSE_WORKDIR", str(folder))
+        training.train_months("2023-01", "2023-02", source="synthetic")
+
+    with read_only_folder() as folder:
+        for target in (folder, folder / "models"):  # an existing folder, and one to create inside it
+            said = oserror_where_permissions_apply(train_into, target)
+            assert said == (f"The models folder {target} cannot be created or written (Permission denied). "
+                            "Fix: pass a folder you can write to (--models-dir, models_dir=), or leave it out "
+                            "for work/models"), said
+            said = oserror_where_permissions_apply(train_with_workdir, target)
+            assert said == (f"The working folder (COURSE_WORKDIR={str(target)!r}) {target} cannot be created or "
+                            "written (Permission denied). Fix: set COURSE_WORKDIR to a folder you can write to, or "
+                            "unset it (default: work/ in the repository)"), said
+        assert list(folder.iterdir()) == []
 
 
 # -- the real 2023 months ----------------------------------------------------------

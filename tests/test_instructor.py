@@ -56,6 +56,10 @@ class _Lines:
         raise AssertionError(f"no line matching {pattern!r}; output so far:\n" + "\n".join(self.seen))
 
 
+def ignore_sigint() -> None:  # runs in the child before exec: what `cmd &` in a script, or nohup, does
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -67,10 +71,12 @@ def test_make_services_starts_reports_is_reused_and_stops_on_ctrl_c(tmp_path):
     port, s3_port, mlflow_port = free_port(), free_port(), free_port()
     workdir = tmp_path / "work"
     env = _env(workdir, port)
+    # Started as a script's `make services &` starts it: with SIGINT ignored. Ctrl-C must work all the same.
     process = subprocess.Popen(
         [sys.executable, "-m", "course_lib.tooling.instructor", "services", "--s3-port", str(s3_port),
          "--mlflow-port", str(mlflow_port), "--pool", "instructor-pool"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=ignore_sigint)
     lines = _Lines(process.stdout)
     pids: dict[str, int] = {}
     try:

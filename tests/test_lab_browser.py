@@ -24,21 +24,31 @@ from pathlib import Path
 
 import pytest
 
+from course_lib import settings
 from course_lib.services import free_port, http_status
-from course_lib.tooling import instructor, runner
-from tests.helpers import stop_group
+from course_lib.services.base import stop_group
+from course_lib.tooling import images, instructor, runner
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
-CHROMIUM = "/usr/bin/chromium"
+
+
+def _chromium() -> str | None:
+    try:
+        return images.find_chromium()  # COURSE_CHROMIUM, else Debian's
+    except images.ImageError:
+        return None
+
+
+CHROMIUM = _chromium()
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 DEFAULT_LESSONS = ("02", "04")
 LESSON_TIMEOUT_S = 900
-ALL = os.environ.get("COURSE_BROWSER_ALL", "").strip().lower() in ("1", "true", "yes")
+ALL = settings.read("browser_all")
 LESSONS = [nb.name for nb in runner.course_notebooks() if ALL or nb.name[:2] in DEFAULT_LESSONS]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (make system-deps)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (make system-deps)")
 
 # The open notebook as JupyterLab holds it (the app is exposed to the page for this test only).
 NOTEBOOK_STATE_JS = """() => {

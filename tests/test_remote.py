@@ -20,6 +20,23 @@ def workspace(prefect_server):
     assert services.port_is_free(server.port)
 
 
+@pytest.mark.parametrize(("given", "handle"), [(None, None), ("", None), ("  ", None), ("acme/prod", "acme/prod"),
+                                               (" acme-inc/ml_dev.2 ", "acme-inc/ml_dev.2")])
+def test_a_workspace_handle_is_accepted_or_empty(given, handle):
+    assert remote.check_workspace(given) == handle
+
+
+@pytest.mark.parametrize(("given", "problem"), [("acme", "has no '/'"), ("acme/", "has an empty part"),
+                                                ("/prod", "has an empty part"), ("acme/prod/x", "has more than one '/'"),
+                                                ("acme/my workspace", "has characters a handle cannot have")])
+def test_a_malformed_workspace_says_the_form_it_wants(given, problem):
+    with pytest.raises(ValueError) as caught:
+        remote.check_workspace(given)
+    message = str(caught.value)
+    assert message.startswith(f"prefect_workspace={given.strip()!r} is not a workspace handle: it {problem}.")
+    assert "'account-handle/workspace-handle'" in message and "prefect cloud workspace ls" in message
+
+
 def raw_log(process) -> str:
     """A service's whole log file as written (log_tail() redacts secrets, so it cannot tell)."""
     return process.log_path.read_text(encoding="utf-8", errors="replace")

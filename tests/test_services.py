@@ -37,7 +37,7 @@ from course_lib.services import (
     start_server,
     stop_server,
 )
-from tests.helpers import group_gone
+from course_lib.services.base import group_gone
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -261,7 +261,7 @@ def test_auth_server_and_failure_inside_with_block(env, server):
 
 
 # ----------------------------------------------------------------- start_server() and the learner port
-# start_server() prefers LEARNER_PORT (4200); the tests move it to a free port so they never
+# start_server() prefers the learner port (4200); the tests move it (COURSE_LEARNER_PORT) so they never
 # touch a real server on 4200.
 
 
@@ -290,7 +290,7 @@ class _NotPrefect(http.server.BaseHTTPRequestHandler):
 
 
 def test_start_server_reuses_a_course_server_on_the_learner_port(env, server, capsys):
-    env.setattr(services.server, "LEARNER_PORT", server.port)
+    env.setenv("COURSE_LEARNER_PORT", str(server.port))
     _fresh_kernel(env)
     found = start_server()
     assert found.reused and not found.running  # no process of its own
@@ -305,7 +305,7 @@ def test_start_server_falls_back_to_a_free_port_and_a_reused_auth_server_passes_
     holder = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotPrefect)
     threading.Thread(target=holder.serve_forever, daemon=True).start()
     held = holder.server_address[1]
-    env.setattr(services.server, "LEARNER_PORT", held)
+    env.setenv("COURSE_LEARNER_PORT", str(held))
     _fresh_kernel(env)
     secret = f"course:{uuid.uuid4().hex}"
     try:
@@ -319,7 +319,7 @@ def test_start_server_falls_back_to_a_free_port_and_a_reused_auth_server_passes_
         assert os.environ["PREFECT_API_URL"] == owner.api_url == f"http://127.0.0.1:{owner.port}/api"
 
         # a second kernel finds this password-protected course server on the learner port
-        env.setattr(services.server, "LEARNER_PORT", owner.port)
+        env.setenv("COURSE_LEARNER_PORT", str(owner.port))
         _fresh_kernel(env)
         no_auth = dict(os.environ)
         refused = _prefect_cli(["work-pool", "ls"], {**no_auth, "PREFECT_API_URL": owner.api_url})

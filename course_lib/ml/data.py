@@ -8,7 +8,11 @@ loader tries, in order:
    ``COURSE_DATA_DIR``), e.g. ``work/data/green_tripdata_2023-01.parquet``;
 2. a download from the TLC site into that folder (skipped when
    ``COURSE_OFFLINE=1``), written to a temporary file and renamed only once it
-   parses as parquet, so an interrupted download never leaves a broken file;
+   parses as parquet, so an interrupted download never leaves a broken file.
+   When the site cannot be reached for a reason retrying will not change (the
+   name does not resolve, no route, connection refused, no answer to the
+   connection attempt), the process says so once and stops trying: later months
+   go straight to step 3 (``source="download"`` still tries, as asked);
 3. a synthetic month (:func:`make_synthetic_month`) calibrated on the real
    January and February 2023 files, so the pipeline, the model comparison and
    the plots behave like they do on real data.
@@ -31,14 +35,15 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import errno
 import http.client
 import logging
 import operator
 import os
 import re
 import socket
-import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -50,7 +55,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from course_lib import paths
+from course_lib import paths, settings
 
 logger = logging.getLogger("course_lib.ml.data")
 
@@ -165,22 +170,16 @@ def _check_month(year: int, month: int, color: str = "green") -> tuple[int, int]
     return year, month
 
 
+class DataSettingError(DataError, settings.SettingError):
+    """A ``COURSE_*`` setting the loader reads has a bad value (a :class:`DataError` too)."""
+
+
 def _download_timeout() -> float:
-    raw = os.environ.get("COURSE_DOWNLOAD_TIMEOUT", "30")
-    try:
-        timeout = float(raw)
-    except ValueError:
-        timeout = -1.0
-    if not timeout > 0:
-        raise DataError(
-            f"COURSE_DOWNLOAD_TIMEOUT={raw!r} is not a positive number of seconds: "
-            "set it to e.g. 30, or unset it"
-        )
-    return timeout
+    return settings.read("download_timeout", error=DataSettingError)
 
 
 def _offline() -> bool:
-    return os.environ.get("COURSE_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return settings.read("offline", error=DataSettingError)
 
 
 def _display_path(path: Path) -> str:
@@ -289,28 +288,46 @@ def load_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 class _DownloadFailed(Exception):
-    """Internal: why a download did not produce a file (a short reason for messages)."""
+    """Internal: why a download did not produce a file (a short reason for messages); ``permanent``
+    when retrying in this process cannot help (see :func:`_will_not_change`)."""
+
+    def __init__(self, reason: str, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+# Reasons a connection fails that retrying will not change while this process runs: the name does
+# not resolve, no route to the host or network, nothing listens there, or the connection attempt
+# itself gets no answer (a firewall dropping packets: every later attempt would wait out its
+# timeout too). A server that answers slowly, or an HTTP error, is worth trying again.
+_PERMANENT_ERRNOS = {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
+
+
+def _will_not_change(reason: object) -> bool:
+    """True for a connection failure (``URLError.reason``) that will not change by retrying."""
+    if isinstance(reason, (socket.gaierror, TimeoutError, socket.timeout)):
+        return True  # DNS failure; a timeout while connecting (URLError wraps connect errors only)
+    return isinstance(reason, OSError) and reason.errno in _PERMANENT_ERRNOS
+
+
+#: Hosts this process stopped downloading from, with the reason (see :func:`load_taxi_month`).
+_UNREACHABLE: dict[str, str] = {}
 
 
 def _download(url: str, destination: Path, timeout: float) -> None:
-    """Download ``url`` to ``destination`` atomically: temp file, parquet check, os.replace.
+    """Download ``url`` to ``destination`` atomically: temp file, parquet check, rename
+    (:func:`course_lib.paths.atomic_write`).
 
     On any failure the temp file is removed and ``destination`` is untouched.
     """
     try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        # Same folder as the destination, so os.replace is an atomic rename.
-        handle, temp_name = tempfile.mkstemp(
-            dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
-        )
-    except OSError as exc:
-        raise DataError(
-            f"cannot write to the data folder {destination.parent} ({exc}): "
-            "set COURSE_DATA_DIR to a writable folder"
-        ) from exc
-    temp_path = Path(temp_name)
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        paths.writable_folder(destination.parent, "The data folder",
+                              "set COURSE_DATA_DIR (or data_dir=) to a folder you can write to")
+    except paths.FolderError as exc:
+        raise DataError(str(exc)) from None
+
+    def fetch(temp_path: Path) -> None:
+        with open(temp_path, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
             received = 0
@@ -328,22 +345,17 @@ def _download(url: str, destination: Path, timeout: float) -> None:
             pq.read_metadata(temp_path)  # parses the footer: catches HTML error pages
         except Exception as exc:
             raise _DownloadFailed(f"the server sent something that is not parquet ({exc})") from exc
-        os.replace(temp_path, destination)
+
+    try:
+        paths.atomic_write(destination, fetch)
     except urllib.error.HTTPError as exc:
-        temp_path.unlink(missing_ok=True)
         raise _DownloadFailed(f"HTTP {exc.code} {exc.reason}") from exc
     except urllib.error.URLError as exc:
-        temp_path.unlink(missing_ok=True)
-        raise _DownloadFailed(f"cannot reach the server ({exc.reason})") from exc
+        raise _DownloadFailed(f"cannot reach the server ({exc.reason})", permanent=_will_not_change(exc.reason)) from exc
     except (TimeoutError, socket.timeout) as exc:
-        temp_path.unlink(missing_ok=True)
         raise _DownloadFailed(f"no answer within {timeout:g} s (COURSE_DOWNLOAD_TIMEOUT)") from exc
     except (OSError, http.client.HTTPException) as exc:
-        temp_path.unlink(missing_ok=True)
         raise _DownloadFailed(f"{type(exc).__name__}: {exc}") from exc
-    except BaseException:  # _DownloadFailed, KeyboardInterrupt, ...: never leave a half file
-        temp_path.unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------
@@ -396,13 +408,18 @@ def load_taxi_month(
         )
 
     url = month_url(year, month, color)
+    host = urllib.parse.urlsplit(url).netloc
     if source == "auto" and _offline():
         reason = "COURSE_OFFLINE=1, download skipped"
+    elif source == "auto" and host in _UNREACHABLE:
+        reason = f"download skipped: {host} could not be reached earlier in this process"
     else:
         logger.info("%s: downloading %s", label, url)
         try:
             _download(url, target, _download_timeout())
         except _DownloadFailed as exc:
+            if exc.permanent and host not in _UNREACHABLE:
+                _stop_downloading(host, str(exc))
             if source == "download":
                 raise DataError(
                     f"download of {url} failed: {exc}. Check your connection, put the file in "
@@ -410,6 +427,7 @@ def load_taxi_month(
                 ) from exc
             reason = f"download failed: {exc}"  # the URL is in the log record above
         else:
+            _UNREACHABLE.pop(host, None)
             frame = _read_parquet_file(target)
             return _announce(
                 frame, "download", target,
@@ -421,6 +439,16 @@ def load_taxi_month(
         frame, "synthetic", None,
         f"{label}: synthetic, {len(frame):,} rows (offline fallback: {reason})",
     )
+
+
+def _stop_downloading(host: str, reason: str) -> None:
+    """Say once, for this process, that downloads from ``host`` stop and why."""
+    _UNREACHABLE[host] = reason
+    line = (f"Downloads from {host} stop for this process: {reason}, which retrying will not change. "
+            "Months not in the data folder are synthetic from now on (restart the kernel to try again). "
+            "Working offline? Set COURSE_OFFLINE=1 to skip the attempt altogether.")
+    logger.warning(line)
+    print(line)
 
 
 _MONTH_SPEC = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")

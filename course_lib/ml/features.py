@@ -19,15 +19,14 @@ modes that share one interface (fit on train, transform, save, load):
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.feature_extraction import DictVectorizer
 
+from course_lib import paths
 from course_lib.ml.data import DataError
 
 CATEGORICAL = ["PU_DO"]
@@ -143,8 +142,7 @@ class Preprocessor:
         """Pickle to ``path`` (the 2023 course's ``models/preprocessor.b``), atomically."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
-        return path
+        return paths.atomic_write(path, pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
 
     @staticmethod
     def load(path) -> "Preprocessor":
@@ -167,18 +165,3 @@ def target(df: pd.DataFrame) -> np.ndarray:
 
 def _records(df: pd.DataFrame) -> list[dict]:
     return df[CATEGORICAL + NUMERICAL].to_dict(orient="records")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f_out:
-            f_out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

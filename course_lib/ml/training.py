@@ -28,8 +28,6 @@ on a busy machine). Synthetic months: reference 4.84824, fast 4.63496.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +47,7 @@ __all__ = [
     "build_features",
     "default_rounds",
     "load_model",
+    "models_folder",
     "predict",
     "save_model",
     "train_booster",
@@ -167,26 +166,26 @@ MODEL_FILE = "model.json"
 PREPROCESSOR_FILE = "preprocessor.b"
 
 
+def models_folder(models_dir=None) -> Path:
+    """``models_dir`` (default ``work/models``), created and proven writable, else an ``OSError``
+    (:class:`course_lib.paths.FolderError`) that says so and how to fix it."""
+    if models_dir is None:
+        return paths.subdir("models")
+    return paths.writable_folder(
+        Path(models_dir).expanduser(), "The models folder",
+        "pass a folder you can write to (--models-dir, models_dir=), or leave it out for work/models")
+
+
 def save_model(booster: xgb.Booster, preprocessor: Preprocessor, models_dir=None) -> dict:
     """Write ``preprocessor.b`` (pickle, as in 2023) and ``model.json`` (xgboost's format).
 
     Each file is written to a temporary name beside it, then moved into place, so a
     reader never sees half a file. Returns ``{"model": Path, "preprocessor": Path}``.
     """
-    models_dir = Path(models_dir) if models_dir is not None else paths.subdir("models")
-    models_dir.mkdir(parents=True, exist_ok=True)
+    models_dir = models_folder(models_dir)
     preprocessor_path = preprocessor.save(models_dir / PREPROCESSOR_FILE)
-
-    model_path = models_dir / MODEL_FILE
-    # xgboost picks the format from the suffix, so the temporary name ends in .json too.
-    fd, tmp = tempfile.mkstemp(dir=models_dir, prefix=f".{MODEL_FILE}.", suffix=".tmp.json")
-    os.close(fd)
-    try:
-        booster.save_model(tmp)
-        os.replace(tmp, model_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # xgboost picks the format from the suffix: atomic_write's temporary name ends in .json too.
+    model_path = paths.atomic_write(models_dir / MODEL_FILE, lambda temp: booster.save_model(temp))
     return {"model": model_path, "preprocessor": preprocessor_path}
 
 
@@ -234,6 +233,7 @@ def train_months(train, val, source: str = "auto", mode: str = "fast", num_boost
     """
     check_mode(mode)
     rounds = _check_rounds(num_boost_round, mode)
+    models_dir = models_folder(models_dir)  # before the work: a folder it cannot write to fails now
 
     # data.load_month announces each month's source (a printed line, as learners read notebook output).
     df_train = data.load_month(train, source=source, data_dir=data_dir)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 
-from course_lib import paths
+from course_lib import paths, settings
 
 EXPERIMENT_NAME = "nyc-taxi-experiment"
 
@@ -42,12 +42,21 @@ def setup_mlflow(experiment: str = EXPERIMENT_NAME) -> str:
     return experiment_id
 
 
-MLFLOW_UI_PORT = 5001
+#: The MLflow UI's default port; ``COURSE_MLFLOW_PORT`` changes it (see :func:`ui_url`).
+MLFLOW_UI_PORT = settings.FIELDS["mlflow_port"].default
+
+
+def ui_url() -> str:
+    """Where the course's MLflow UI is: the one ``make services`` runs now (whatever port it was
+    given), else ``http://127.0.0.1:<COURSE_MLFLOW_PORT>``, where :func:`ui_command` starts it."""
+    from course_lib.tooling import instructor
+
+    return instructor.running_service("mlflow") or f"http://127.0.0.1:{settings.read('mlflow_port')}"
 
 
 def run_url(run) -> str:
-    """Where ``mlflow ui`` (started with :func:`ui_command`) shows this run."""
-    return f"http://127.0.0.1:{MLFLOW_UI_PORT}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    """Where the course's MLflow UI (:func:`ui_url`) shows this run."""
+    return f"{ui_url()}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
 
 
 def recent_runs(limit: int = 10, experiment: str = EXPERIMENT_NAME) -> list[dict]:
@@ -67,7 +76,7 @@ def recent_runs(limit: int = 10, experiment: str = EXPERIMENT_NAME) -> list[dict
 
 def ui_command() -> str:
     """The shell command that opens the MLflow UI on the course store."""
-    return f"mlflow ui --backend-store-uri '{tracking_uri()}' --port {MLFLOW_UI_PORT}"
+    return f"mlflow ui --backend-store-uri '{tracking_uri()}' --port {settings.read('mlflow_port')}"
 
 
 def read_run(run_id: str):

@@ -20,18 +20,11 @@ They are context managers::
 
 Notebooks use the idempotent helpers :func:`start_server` and :func:`stop_server`.
 
-Environment variables read here:
-
-``COURSE_PREFECT_PORT``
-    port for the Prefect server (default: a free port; :func:`start_server` prefers 4200,
-    and reuses a course server already answering there).
-``COURSE_PREFECT_UI``
-    ``0`` starts the server without the UI (faster; the tests use it). Default: UI on.
-``COURSE_PREFECT_START_TIMEOUT``
-    seconds to wait for the server to be healthy (default 180).
-``COURSE_WORKDIR``
-    the working folder (see :mod:`course_lib.paths`); state goes to ``<workdir>/prefect``
-    and ``<workdir>/moto``.
+Settings read here (see :mod:`course_lib.settings`; a bad value is a :class:`ServiceError` that
+names it): ``COURSE_PREFECT_PORT`` (a port instead of a free one), ``COURSE_LEARNER_PORT`` (where
+:func:`start_server` looks first, 4200), ``COURSE_PREFECT_UI`` (``0``: no UI, faster),
+``COURSE_PREFECT_START_TIMEOUT`` (180 s), ``COURSE_WORKDIR`` (state goes to ``<workdir>/prefect``
+and ``<workdir>/moto``), ``COURSE_DASK_*`` and ``COURSE_SMTP_*``.
 
 Every failure raises :class:`ServiceError` with a message that names the problem and
 the fix.

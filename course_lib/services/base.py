@@ -17,6 +17,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Mapping
 
+from course_lib import settings
+
 HOST = "127.0.0.1"
 
 #: Settings that keep Prefect quiet and non-interactive (server, worker, CLI, kernel).
@@ -31,24 +33,26 @@ HEADLESS_ENV: dict[str, str] = {
     "COLUMNS": "200",  # the CLI's tables are cut at 80 columns otherwise
 }
 
-#: Where start_server() runs the learners' server (server.LEARNER_PORT, COURSE_LEARNER_PORT).
-DEFAULT_LEARNER_PORT = 4200
-
 #: How often a watchdog checks that the process which started a service is still alive.
 WATCHDOG_POLL_SECONDS = 0.25
 #: How long a watchdog waits after SIGTERM before it sends SIGKILL to the service's group.
 WATCHDOG_GRACE_SECONDS = 4.0
 
-DEFAULT_SERVER_START_TIMEOUT = 180.0
 DEFAULT_WORKER_START_TIMEOUT = 120.0
 DEFAULT_S3_START_TIMEOUT = 30.0
 LOG_TAIL_LINES = 30
 
-_FALSEY = {"0", "false", "no", "off", ""}
-
-
 class ServiceError(RuntimeError):
     """A local service could not be started, reached or stopped (the message says how to fix it)."""
+
+
+class ServiceSettingError(ServiceError, settings.SettingError):
+    """A ``COURSE_*`` setting of the services has a bad value (a :class:`ServiceError` too)."""
+
+
+def setting(field: str):
+    """A course setting the services read (:mod:`course_lib.settings`), validated now."""
+    return settings.read(field, error=ServiceSettingError)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -115,29 +119,6 @@ def http_status(url: str, timeout: float = 3.0, headers: Mapping[str, str] | Non
         return exc.code
     except (urllib.error.URLError, OSError, ValueError):
         return None
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ServiceError(f"{name}={raw!r} is not a number of seconds. Fix: set it to e.g. 180, or unset it.") from None
-
-
-def _env_port(name: str) -> int | None:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        port = int(raw)
-    except ValueError:
-        raise ServiceError(f"{name}={raw!r} is not a port number. Fix: set it to e.g. 4200, or unset it.") from None
-    if not 0 < port < 65536:
-        raise ServiceError(f"{name}={raw!r} is not a valid TCP port (1-65535). Fix: set it to e.g. 4200, or unset it.")
-    return port
 
 
 # The watchdog: a tiny companion process per service (``python -I -S -c WATCHDOG_CODE``). It
@@ -241,6 +222,57 @@ def _base_url(api_url: str) -> str:
     return url[: -len("/api")] if url.endswith("/api") else url
 
 
+# --------------------------------------------------------------------------- process groups
+# A service, and every process it starts, runs in one process group (start_new_session=True:
+# the leader's pid is the group id); it is stopped as a whole.
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to every process of group ``pgid`` (nothing if the group is gone)."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a process of group ``pgid`` is left (a zombie leader not yet reaped counts)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a foreign group reused the id
+        return False
+    return True
+
+
+def group_gone(pgid: int, wait: float = 10.0) -> bool:
+    """True once no process of group ``pgid`` is left, polled for up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while group_alive(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def stop_group(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started:
+    SIGTERM to its group, ``grace`` seconds for the leader, then SIGKILL; the leader is reaped and
+    members that outlive it get 3 s more before SIGKILL."""
+    pgid = process.pid
+    if process.poll() is None:
+        signal_group(pgid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            signal_group(pgid, signal.SIGKILL)
+            process.wait(timeout=30)
+    if not group_gone(pgid, wait=3):
+        signal_group(pgid, signal.SIGKILL)
+        group_gone(pgid, wait=5)
+
+
 # --------------------------------------------------------------------------- base
 
 
@@ -322,45 +354,10 @@ class _ManagedProcess:
             watchdog.wait(timeout=5)
 
     def _terminate(self) -> None:
-        """Stop the whole process group: SIGTERM, wait, SIGKILL; reap the leader."""
-        process = self.process
-        if process is None:
-            return
-        pgid = process.pid  # start_new_session: the child leads its own group
-        if process.poll() is None:
-            self._signal_group(pgid, signal.SIGTERM)
-            try:
-                process.wait(timeout=self.stop_grace)
-            except subprocess.TimeoutExpired:
-                self._signal_group(pgid, signal.SIGKILL)
-                process.wait(timeout=30)
-        # Children of the leader may outlive it: give them a moment, then kill them.
-        deadline = time.monotonic() + 3
-        while self._group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if self._group_alive(pgid):
-            self._signal_group(pgid, signal.SIGKILL)
-            deadline = time.monotonic() + 5
-            while self._group_alive(pgid) and time.monotonic() < deadline:
-                time.sleep(0.1)
+        """Stop the whole process group (:func:`stop_group`), then collect the watchdog."""
+        if self.process is not None:
+            stop_group(self.process, grace=self.stop_grace)
         self._reap_watchdog()
-
-    @staticmethod
-    def _signal_group(pgid: int, sig: int) -> None:
-        try:
-            os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    @staticmethod
-    def _group_alive(pgid: int) -> bool:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # pragma: no cover - a foreign group reused the id
-            return False
-        return True
 
     def stop(self) -> None:  # overridden, kept idempotent everywhere
         self._terminate()

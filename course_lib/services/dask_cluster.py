@@ -8,13 +8,10 @@ Each process is a real program in its own process group with its own log file un
 a grace period, SIGKILL), and the same happens when Python exits. Every worker runs one thread
 (``--nthreads 1``) and no nanny, so N workers are N processes and N cores, no more.
 
-Environment variables read here:
-
-``COURSE_DASK_ADDRESS``
-    the address of another scheduler (``tcp://host:8786``); lesson 08 uses it instead of
-    starting this cluster. Its workers need the course's packages and ``PREFECT_API_URL``.
-``COURSE_DASK_START_TIMEOUT``
-    seconds to wait for the scheduler and its workers (default 120).
+Settings read here (:mod:`course_lib.settings`): ``COURSE_DASK_ADDRESS``, the address of another
+scheduler (``tcp://host:8786``) that lesson 08 uses instead of starting this cluster (its workers
+need the course's packages and ``PREFECT_API_URL``); ``COURSE_DASK_START_TIMEOUT``, seconds to wait
+for the scheduler and its workers (default 120).
 """
 
 from __future__ import annotations
@@ -25,26 +22,23 @@ import json
 import os
 import threading
 import time
-from urllib.parse import urlparse
 
 from course_lib import paths
-from course_lib.services.base import (HOST, ServiceError, _ManagedProcess, _env_float, _OPENER, executable,
-                                      free_port)
+from course_lib import settings
+from course_lib.services.base import HOST, ServiceError, _ManagedProcess, _OPENER, executable, free_port, setting
 
-DEFAULT_DASK_START_TIMEOUT = 120.0
-ADDRESS_ENV = "COURSE_DASK_ADDRESS"
+ADDRESS_ENV = settings.variable("dask_address")
 
 
 def _host_port(address: str) -> tuple[str, int]:
     """``("host", port)`` of a scheduler address such as ``tcp://127.0.0.1:8786`` or ``host:8786``."""
-    raw = address.strip()
-    parsed = urlparse(raw if "://" in raw else f"tcp://{raw}")
-    if parsed.scheme not in ("tcp", "tls") or not parsed.hostname or parsed.port is None:
+    try:
+        return settings.parse_tcp_address(address)
+    except ValueError:
         raise ServiceError(
             f"{address!r} is not a Dask scheduler address. "
             "Fix: write it as tcp://HOST:PORT, e.g. tcp://127.0.0.1:8786 (what `dask scheduler` prints)."
-        )
-    return parsed.hostname, parsed.port
+        ) from None
 
 
 def check_dask_scheduler(address: str, timeout: float = 5.0) -> str:
@@ -126,8 +120,7 @@ class DaskCluster(_ManagedProcess):
         self.threads_per_worker = threads_per_worker
         self._requested_port = port
         self.preload = list(preload)
-        self.timeout = timeout if timeout is not None else _env_float("COURSE_DASK_START_TIMEOUT",
-                                                                      DEFAULT_DASK_START_TIMEOUT)
+        self.timeout = timeout if timeout is not None else setting("dask_start_timeout")
         self.name = name
         self.port: int | None = None
         self.dashboard_port: int | None = None
@@ -249,6 +242,6 @@ class DaskCluster(_ManagedProcess):
 
 
 def dask_address_from_env() -> str | None:
-    """``COURSE_DASK_ADDRESS`` if set (stripped), else None."""
-    value = os.environ.get(ADDRESS_ENV, "").strip()
-    return value or None
+    """``COURSE_DASK_ADDRESS`` if set (stripped and checked to be ``tcp://HOST:PORT``), else None."""
+    address = setting("dask_address")
+    return address.strip() if address else None

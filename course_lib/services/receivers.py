@@ -30,8 +30,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_lib import paths
-from course_lib.services.base import HOST, ServiceError, _ManagedProcess, free_port, http_status, port_is_free
+from course_lib import paths, settings
+from course_lib.services.base import (HOST, ServiceError, ServiceSettingError, _ManagedProcess, free_port, http_status,
+                                      port_is_free)
 
 DEFAULT_RECEIVER_START_TIMEOUT = 30.0
 _PASSWORD_ENV = "COURSE_SMTP_RECEIVER_PASSWORD"  # only in the SMTP child's environment
@@ -185,26 +186,21 @@ class SmtpSettings:
         return f"{where} at {self.host}:{self.port} ({self.smtp_type})"
 
 
-def smtp_settings(local: "SmtpReceiver | None" = None, environ=os.environ) -> SmtpSettings:
+def smtp_settings(local: "SmtpReceiver | None" = None, environ=None) -> SmtpSettings:
     """Real SMTP when ``COURSE_SMTP_HOST`` is set, else the local :class:`SmtpReceiver` ``local``.
 
-    Real: ``COURSE_SMTP_HOST``, ``COURSE_SMTP_PORT`` (default 587), ``COURSE_SMTP_TYPE``
-    (default STARTTLS), ``COURSE_SMTP_USER``, ``COURSE_SMTP_PASSWORD``.
+    Real: ``COURSE_SMTP_HOST``, ``COURSE_SMTP_PORT`` (default 465 for SSL, 587 for STARTTLS, 25
+    for INSECURE), ``COURSE_SMTP_TYPE`` (default STARTTLS), ``COURSE_SMTP_USER``,
+    ``COURSE_SMTP_PASSWORD`` (see :mod:`course_lib.settings`; a bad value is a ServiceError).
     """
-    host = environ.get("COURSE_SMTP_HOST", "").strip()
+    configured = settings.get(environ, error=ServiceSettingError)
+    host = configured.smtp_host
     if host:
-        smtp_type = environ.get("COURSE_SMTP_TYPE", "STARTTLS").strip().upper()
-        if smtp_type not in ("SSL", "STARTTLS", "INSECURE"):
-            raise ServiceError(f"COURSE_SMTP_TYPE={smtp_type!r} is not one of SSL, STARTTLS, INSECURE. "
-                               "Fix: set it to STARTTLS (port 587) or SSL (port 465).")
-        raw_port = environ.get("COURSE_SMTP_PORT", "").strip() or {"SSL": "465", "STARTTLS": "587"}.get(smtp_type, "25")
-        try:
-            port = int(raw_port)
-        except ValueError:
-            raise ServiceError(f"COURSE_SMTP_PORT={raw_port!r} is not a port number. Fix: set it to e.g. 587.") from None
-        return SmtpSettings(host=host, port=port, smtp_type=smtp_type,
-                            username=environ.get("COURSE_SMTP_USER") or None,
-                            password=environ.get("COURSE_SMTP_PASSWORD") or None, real=True)
+        smtp_type = configured.smtp_type
+        port = configured.smtp_port or {"SSL": 465, "STARTTLS": 587}.get(smtp_type, 25)
+        password = configured.smtp_password
+        return SmtpSettings(host=host, port=port, smtp_type=smtp_type, username=configured.smtp_user or None,
+                            password=password.get_secret_value() if password else None, real=True)
     if local is None or local.port is None:
         raise ServiceError("No SMTP server: COURSE_SMTP_HOST is not set and no local SMTP server was given. "
                            "Fix: start one (`smtp = services.SmtpReceiver().start()`) or set COURSE_SMTP_HOST.")

@@ -11,6 +11,7 @@ the worker it starts. Secrets (the API key, the server password) are never print
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 
 import pandas as pd
@@ -19,6 +20,33 @@ from course_lib import services
 
 #: The settings of a profile that say which API to reach and how to authenticate.
 API_SETTINGS = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING")
+
+
+# A Prefect Cloud workspace's full handle: ``<account handle>/<workspace handle>`` (what
+# `prefect cloud workspace ls` lists and `prefect cloud login -w` expects).
+_HANDLE = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?"
+_WORKSPACE = re.compile(rf"{_HANDLE}/{_HANDLE}")
+
+
+def check_workspace(name: str | None) -> str | None:
+    """Lesson 07's ``prefect_workspace`` parameter, checked: ``"account-handle/workspace-handle"``
+    (surrounding spaces dropped), or None when it is empty (no Prefect Cloud: the stand-in server).
+
+    Anything else raises ``ValueError`` with the expected form and where to find it, before a
+    ``prefect cloud login`` would fail with "Workspace ... not found" after its network round trip.
+    """
+    if name is None or not str(name).strip():
+        return None
+    handle = str(name).strip()
+    if not _WORKSPACE.fullmatch(handle):
+        problem = ("has no '/'" if "/" not in handle else
+                   "has more than one '/'" if handle.count("/") > 1 else
+                   "has an empty part" if "" in handle.split("/") else "has characters a handle cannot have")
+        raise ValueError(
+            f"prefect_workspace={handle!r} is not a workspace handle: it {problem}. Write it as "
+            "'account-handle/workspace-handle' (`prefect cloud workspace ls` lists the handles your key "
+            "can use), or leave it empty to use the stand-in server.")
+    return handle
 
 
 def new_auth_string(user: str = "course") -> str:

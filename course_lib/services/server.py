@@ -11,17 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from course_lib import paths
+from course_lib import paths, settings
 from course_lib.services.base import (
-    _FALSEY,
-    DEFAULT_SERVER_START_TIMEOUT,
     HEADLESS_ENV,
     HOST,
     ServiceError,
     _base_url,
     _drain_prefect_clients,
-    _env_float,
-    _env_port,
     _ManagedProcess,
     _refresh_prefect_settings,
     _set_env,
@@ -29,17 +25,17 @@ from course_lib.services.base import (
     free_port,
     http_status,
     port_is_free,
-    DEFAULT_LEARNER_PORT,
+    setting,
 )
 
-#: Where start_server() runs the learners' server, so every lesson's kernel finds the same one;
-#: ``COURSE_LEARNER_PORT`` overrides it (the tests never touch 4200).
-LEARNER_PORT = DEFAULT_LEARNER_PORT
+#: Where start_server() runs the learners' server by default, so every lesson's kernel finds the
+#: same one; ``COURSE_LEARNER_PORT`` overrides it (the tests never touch 4200).
+LEARNER_PORT = settings.FIELDS["learner_port"].default
 
 
 def learner_port() -> int:
-    """The learners' shared server port: ``COURSE_LEARNER_PORT``, else :data:`LEARNER_PORT` (4200)."""
-    return _env_port("COURSE_LEARNER_PORT") or LEARNER_PORT
+    """The learners' shared server port: ``COURSE_LEARNER_PORT`` (default 4200)."""
+    return setting("learner_port")
 
 #: Who started a course server, as the reuse message says it.
 OWNER_COURSE = "the course"            # a lesson's kernel or a script (start_server, PrefectServer)
@@ -176,7 +172,7 @@ class PrefectServer(_ManagedProcess):
     def ui(self) -> bool:
         if self._ui is not None:
             return bool(self._ui)
-        return os.environ.get("COURSE_PREFECT_UI", "1").strip().lower() not in _FALSEY
+        return setting("prefect_ui")
 
     @property
     def api_url(self) -> str:
@@ -222,7 +218,7 @@ class PrefectServer(_ManagedProcess):
         port = self._requested_port
         source = "port="
         if port is None:
-            port = _env_port("COURSE_PREFECT_PORT")
+            port = setting("prefect_port")
             source = "COURSE_PREFECT_PORT="
         if port is not None:
             if not port_is_free(port):
@@ -254,9 +250,7 @@ class PrefectServer(_ManagedProcess):
         argv.append("--ui" if self.ui else "--no-ui")
         argv.append("--analytics-off")
 
-        timeout = self._timeout if self._timeout is not None else _env_float(
-            "COURSE_PREFECT_START_TIMEOUT", DEFAULT_SERVER_START_TIMEOUT
-        )
+        timeout = self._timeout if self._timeout is not None else setting("prefect_start_timeout")
         t0 = time.monotonic()
         self._spawn(argv, env, log_path=home / "server.log", cwd=home)
         try:
@@ -396,7 +390,7 @@ def start_server(**kwargs: Any) -> PrefectServer:
         _SERVER.stop()
         _SERVER = None
     reason = None
-    if not os.environ.get("PREFECT_API_URL") and "port" not in kwargs and _env_port("COURSE_PREFECT_PORT") is None:
+    if not os.environ.get("PREFECT_API_URL") and "port" not in kwargs and setting("prefect_port") is None:
         # Lessons run in separate kernels: the first one starts the server on the well-known
         # port, the next ones find it there and reuse it (and leave stopping it to its owner).
         port = learner_port()

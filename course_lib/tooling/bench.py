@@ -21,7 +21,7 @@ import time
 import warnings
 from pathlib import Path
 
-from course_lib import paths
+from course_lib import paths, settings
 
 SECTIONS = ("training", "overhead", "imports", "deployments", "latency", "course", "setup", "scaleout")
 RESULTS: list[dict] = []
@@ -165,7 +165,6 @@ def bench_deployments() -> None:
 
 
 # ---------------------------------------------------------------- 4b. deployment latency, part by part
-LATENCY_RUNS = int(os.environ.get("COURSE_BENCH_LATENCY_RUNS", "5"))
 LATENCY_TARGET_S = 5.0
 
 def _log_times(client, flow_run_id) -> dict[str, float]:
@@ -255,7 +254,7 @@ def bench_latency() -> None:
     parameters = {"source": "synthetic", "num_boost_round": 10}
     runs: list[dict[str, float]] = []
     with services.Worker(pool) as worker, get_client(sync_client=True) as client:
-        for attempt in range(LATENCY_RUNS + 1):  # the first run warms the page cache, not counted
+        for attempt in range(settings.read("bench_latency_runs") + 1):  # the first run warms the page cache, not counted
             triggered = time.time()
             flow_run = run_deployment(deployment, parameters=parameters, timeout=0, _sync=True)
             state = deployments.wait_for_flow_run(flow_run.id, poll_seconds=0.1)

@@ -21,7 +21,7 @@ from course_lib.services import HEADLESS_ENV
 # What the lessons are written for; setup_course() fails clearly on anything else.
 REQUIRED_VERSIONS = {"prefect": "3.9", "prefect-aws": "0.7"}
 REPORTED_PACKAGES = ["prefect", "prefect-aws", "pandas", "pyarrow", "scikit-learn",
-                     "xgboost-cpu", "mlflow", "moto", "boto3", "papermill", "nbval"]
+                     "xgboost-cpu", "mlflow", "moto", "boto3", "papermill", "jupyterlab"]
 
 
 

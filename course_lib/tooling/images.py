@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from course_lib import paths
+from course_lib import paths, settings
 
 __all__ = [
     "DIAGRAMS",
@@ -724,11 +724,12 @@ class BuildResult:
 
 def find_chromium() -> str:
     """The Chromium binary Playwright drives: ``COURSE_CHROMIUM``, else Debian's ``/usr/bin/chromium``."""
-    override = os.environ.get("COURSE_CHROMIUM", "").strip()
-    if override:
-        if Path(override).is_file() and os.access(override, os.X_OK):
-            return override
-        raise ImageError(f"COURSE_CHROMIUM={override!r} is not an executable file; {CHROMIUM_HINT}.")
+    try:
+        configured = settings.read("chromium")
+    except settings.SettingError as exc:
+        raise ImageError(f"{exc} ({CHROMIUM_HINT})") from None
+    if configured is not None:
+        return str(configured)
     for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate

@@ -15,7 +15,8 @@ lesson projects) and keeps the downloaded data; it asks first unless ``FORCE=1``
     python -m course_lib.tooling.instructor reset [--yes]
     python -m course_lib.tooling.instructor lab [jupyter lab options]     # make lab
 
-Ports also come from ``COURSE_LEARNER_PORT``, ``COURSE_S3_PORT``, ``COURSE_MLFLOW_PORT``.
+Ports also come from ``COURSE_LEARNER_PORT``, ``COURSE_S3_PORT``, ``COURSE_MLFLOW_PORT`` (see
+:mod:`course_lib.settings`); an option given on the command line wins.
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-from course_lib import paths
+from course_lib import paths, settings
 from course_lib.services import base
 from course_lib.services.base import HOST, ServiceError, _ManagedProcess, executable, http_status
 
 COURSE_POOL = "local-pool"  # prefect.yaml's deployments use it
-DEFAULT_S3_PORT = 9000
 STATE_POLL_SECONDS = 2.0
 #: What ``make reset`` keeps in the working folder.
 KEPT = ("data",)
@@ -105,8 +105,21 @@ def running_service(name: str) -> str | None:
     return url if url and http_status(url.rstrip("/") + ("/health" if name == "mlflow" else "/"), timeout=2) else None
 
 
-def _port(value: int | None, variable: str, default: int) -> int:
-    return value or base._env_port(variable) or default
+def _port(value: int | None, field: str) -> int:
+    """A port given on the command line, else the setting (``COURSE_LEARNER_PORT``, ...)."""
+    return value if value is not None else base.setting(field)
+
+
+def port_argument(text: str) -> int:
+    """argparse type of a port option: a whole number 1-65535 (0 is not "the default")."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number: give a whole number 1-65535") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port: give a whole number 1-65535, "
+                                         "or leave the option out for the default")
+    return port
 
 
 def _state(service, healthy) -> str:
@@ -135,14 +148,19 @@ def services(port: int | None = None, s3_port: int | None = None, mlflow_port: i
     from course_lib.services import server as server_module
     from course_lib.tooling import bootstrap
 
+    # Ctrl-C must stop the services even when this process was started with SIGINT ignored
+    # (`make services &` from a script, nohup): Python then installs no handler of its own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        port = _port(port, "learner_port")
+        s3_port = _port(s3_port, "s3_port")
+        mlflow_port = _port(mlflow_port, "mlflow_port")
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
     bootstrap.apply_headless_env()
     # This session starts THE server; it must not reuse one from the environment.
     os.environ.pop("PREFECT_API_URL", None)
-    port = _port(port, "COURSE_LEARNER_PORT", base.DEFAULT_LEARNER_PORT)
-    s3_port = _port(s3_port, "COURSE_S3_PORT", DEFAULT_S3_PORT)
-    from course_lib.pipeline import tracking
-
-    mlflow_port = _port(mlflow_port, "COURSE_MLFLOW_PORT", tracking.MLFLOW_UI_PORT)
 
     def stop_on_sigterm(signum, frame):
         raise KeyboardInterrupt
@@ -285,9 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.tooling.instructor", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("services", help="start the course's services in the foreground (Ctrl-C stops them)")
-    run.add_argument("--port", type=int, default=None, help="Prefect server port (default COURSE_LEARNER_PORT or 4200)")
-    run.add_argument("--s3-port", type=int, default=None, help=f"S3 endpoint port (default COURSE_S3_PORT or {DEFAULT_S3_PORT})")
-    run.add_argument("--mlflow-port", type=int, default=None, help="MLflow UI port (default COURSE_MLFLOW_PORT or 5001)")
+    for option, field, what in (("--port", "learner_port", "Prefect server port"), ("--s3-port", "s3_port", "S3 endpoint port"),
+                                ("--mlflow-port", "mlflow_port", "MLflow UI port")):
+        run.add_argument(option, type=port_argument, default=None, metavar="PORT",
+                         help=f"{what} (default {settings.variable(field)} or {settings.shown_default(field)})")
     run.add_argument("--pool", default=COURSE_POOL, help=f"work pool of the worker (default {COURSE_POOL})")
     wipe = commands.add_parser("reset", help="remove the course's state, keep the downloaded data")
     wipe.add_argument("--yes", action="store_true", help="do not ask (make reset FORCE=1)")

@@ -289,6 +289,8 @@ def run_course(names: list[str] | None = None, quick: bool = False, out_dir: Pat
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal  # Ctrl-C stops the run even when started with SIGINT ignored (`make course &`, nohup)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(prog="python -m course_lib.tooling.runner", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="execute the notebooks in order into build/executed/")
