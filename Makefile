@@ -54,12 +54,12 @@ system-deps:
 course: setup
 	$(BIN)/python -m course_lib.tooling.runner run
 
-# The library tests, then every notebook with quick parameters injected by papermill and
-# executed once by nbval, on two pytest-xdist workers that each take whole files (each worker has
-# its own Prefect server and working folder, see conftest.py).
+# The library tests and every lesson (each notebook is a test, tests/lessons.py: quick parameters,
+# exercises three ways, as a JupyterLab kernel under `make services` runs it), on two pytest-xdist
+# workers that each take whole files (each worker has its own services and working folder, see
+# conftest.py).
 test: setup-dev system-deps
-	$(BIN)/python -m course_lib.tooling.runner prepare --out build/prepared
-	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env -n 2 --dist loadfile --no-loadscope-reorder --durations=25
+	$(BIN)/python -m pytest tests notebooks -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 # The course's pictures: diagrams drawn from code, screenshots of the real Prefect UI.
 images: setup-dev system-deps

@@ -1,11 +1,13 @@
-"""Shared by the library tests (tests/) and the notebook suite (build/prepared/*.ipynb).
+"""Shared by the tests: the library's and the lessons' (tests/test_lessons.py).
 
-ONE real Prefect server serves the whole session: library tests that need it ask for the
-`prefect_server` fixture, and before the first notebook cell runs it is started and exported
-as PREFECT_API_URL, so every notebook's kernel inherits it and reuses it.
+ONE real Prefect server serves the library tests of a session: those that need it ask for the
+`prefect_server` fixture. The lessons run against the instructor's services instead, as in a
+live class (tests/test_lessons.py).
 
-Under pytest-xdist each worker has its own server and working folder (see below), and the
-controller runs the leak check after the last worker has finished.
+Under pytest-xdist each worker has its own servers and working folder (see below), and the
+controller runs the leak check after the last worker has finished. `make test` hands out whole
+files, except tests/test_lessons.py, whose lessons go out one by one (see
+pytest_collection_modifyitems).
 
 At session end, after that server is stopped, no service of the course started by this session
 may still run (a worker, an S3 endpoint, a served flow, a dask scheduler or worker, a second
@@ -104,29 +106,59 @@ def real_month_files() -> dict[int, Path]:
     return files
 
 
-# Seconds each file took in `make test` (2 workers, measured 2026-11-28); they only set the order.
+# Seconds each file (or lesson) took in `make test` (2 workers); they only set the order.
 FILE_SECONDS = {
     "test_lab_browser.py": 171, "08_scale_out.ipynb": 162, "test_images.py": 148, "04_deploy_local_data.ipynb": 145,
     "09_automations.ipynb": 115, "10_homework.ipynb": 100, "05_s3_blocks.ipynb": 92, "test_s3.py": 82,
     "test_dask.py": 81, "07_prefect_cloud.ipynb": 80, "test_services.py": 78, "test_instructor.py": 74,
-    "test_orphans.py": 74, "test_remote.py": 68, "test_features_training.py": 56, "test_flows.py": 44,
-    "test_automations.py": 32, "02_tasks_and_flows.ipynb": 28, "06_artifacts.ipynb": 23, "test_runner.py": 23,
+    "test_orphans.py": 74, "test_remote.py": 68, "test_book.py": 60, "test_features_training.py": 56,
+    "test_flows.py": 44, "test_automations.py": 32, "02_tasks_and_flows.ipynb": 28, "06_artifacts.ipynb": 23,
+    "test_runner.py": 23,
 }
 
 
 def pytest_collection_modifyitems(config, items):
-    # `make test` hands whole files to two xdist workers (--dist loadfile) in this order: the
-    # longest first, so the short ones fill the end and neither worker idles while the other
-    # finishes a long lesson. A file's items keep their order (the sort is stable).
+    # `make test` hands whole files (a lesson notebook is one) to two xdist workers (--dist
+    # loadfile) in this order: the longest first, so the short ones fill the end and neither
+    # worker idles while the other finishes a long lesson. A file's items keep their order.
     items.sort(key=lambda item: -FILE_SECONDS.get(item.path.name, 10))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    # nbval starts a notebook's kernel when its first cell is set up: the server must be up
-    # and PREFECT_API_URL exported before that, so the kernel inherits it.
-    if item.path.suffix == ".ipynb":
-        session_server()
+# -- the lessons: each notebook of notebooks/ is a test ------------------------------------------
+def pytest_collect_file(file_path, parent):
+    from course_lib.tooling import runner
+
+    if file_path.parent == runner.NOTEBOOK_DIR and file_path in runner.course_notebooks():
+        return LessonFile.from_parent(parent, path=file_path)
+    return None
+
+
+class LessonFile(pytest.File):
+    """A lesson notebook: one test, the lesson run three ways and read as a learner reads it (tests/lessons.py)."""
+
+    def collect(self):
+        yield LessonItem.from_parent(self, name="three ways")
+
+
+class LessonItem(pytest.Item):
+    def runtest(self):
+        from tests import lessons
+
+        problems = lessons.run_and_read(self.path)
+        if problems:
+            raise LessonProblems("\n".join(problems))
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, (LessonProblems, AssertionError)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name}: three ways, then read"
+
+
+class LessonProblems(Exception):
+    """What a learner would trip on in an executed lesson (output budget, secrets, recorded outputs)."""
 
 
 # -- leaked services ------------------------------------------------------------------------
@@ -188,6 +220,8 @@ def _stop(pids: list[int]) -> None:
 def pytest_sessionfinish(session, exitstatus):
     if _session_server is not None:
         _session_server.stop()
+    if "tests.lessons" in sys.modules:
+        sys.modules["tests.lessons"].stop_teaching_services()
     if _is_xdist_worker(session.config):
         return  # its controller checks when every worker has finished
     # A service stopping as the session ends gets a few seconds to finish exiting.
@@ -210,3 +244,4 @@ def pytest_sessionfinish(session, exitstatus):
     else:
         print(message, file=sys.stderr)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+

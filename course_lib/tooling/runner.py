@@ -87,7 +87,7 @@ def checked_cells(notebook: dict) -> list[dict]:
 
 
 def _comparable(outputs: list[dict]) -> list[dict]:
-    """Outputs without execution counts or metadata (what nbval compares)."""
+    """Outputs without execution counts or metadata (what the lesson tests compare)."""
     kept = []
     for output in outputs:
         output = {key: value for key, value in output.items() if key not in ("execution_count", "metadata")}
@@ -116,32 +116,6 @@ def record_outputs(executed_dir: Path) -> dict:
             recorded[notebook.name] = cells
     EXPECTED_OUTPUTS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     return recorded
-
-
-def prepare(out_dir: Path, quick: bool = True) -> list[Path]:
-    """Write each notebook with its (quick) parameters injected, not executed (for nbval), its
-    exercises run three ways (:func:`checks.three_ways`) and the expected outputs of its checked
-    cells filled in."""
-    import json
-
-    import papermill
-
-    expected = json.loads(EXPECTED_OUTPUTS.read_text()) if EXPECTED_OUTPUTS.exists() else {}
-    if out_dir.exists():  # a lesson removed or renamed must not run from a stale copy
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    written = []
-    for notebook in course_notebooks():
-        target = out_dir / notebook.name
-        papermill.execute_notebook(str(notebook), str(target), parameters=parameters_for(notebook, quick),
-                                   prepare_only=True, progress_bar=False)
-        prepared = checks.three_ways(json.loads(target.read_text()), lesson_number(notebook))
-        for cell in checked_cells(prepared):
-            cell["outputs"] = expected.get(notebook.name, {}).get(cell["id"], [])
-            cell["execution_count"] = 1  # nbval refuses outputs of a cell marked as never run
-        target.write_text(json.dumps(prepared, indent=1))
-        written.append(target)
-    return written
 
 
 def _cell_error(exc: Exception) -> str:
@@ -300,8 +274,6 @@ def main(argv: list[str] | None = None) -> int:
                      help="run the exercises' stubs and the catch-up calls only (a learner who writes nothing)")
     run.add_argument("--out", type=Path, default=BUILD_DIR / "executed")
     run.add_argument("--notebook-dir", type=Path, default=None, help=f"where the NN_*.ipynb are (default: {NOTEBOOK_DIR})")
-    prep = commands.add_parser("prepare", help="inject quick parameters without executing (for nbval)")
-    prep.add_argument("--out", type=Path, default=BUILD_DIR / "prepared")
     commands.add_parser("times", help="rewrite the lessons' '**Time:**' lines from the last make course")
     commands.add_parser("record-outputs", help=f"run the quick course, record checked outputs in {EXPECTED_OUTPUTS.name}")
     args = parser.parse_args(argv)
@@ -316,10 +288,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "times":
         for line in update_times() or ["no lesson changed (no full make course timings, or already current)"]:
             print(line)
-        return 0
-    if args.command == "prepare":
-        for path in prepare(args.out):
-            print(os.path.relpath(path))
         return 0
     out_dir = BUILD_DIR / "stubs-only" if args.stubs_only and args.out == BUILD_DIR / "executed" else args.out
     runs = run_course(args.notebooks, quick=args.quick, out_dir=out_dir, notebook_dir=args.notebook_dir,

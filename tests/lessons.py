@@ -1,6 +1,9 @@
 """Every lesson, executed headless as a learner's JupyterLab kernel runs it while an instructor keeps
 `make services` up, its exercises three ways; then read as a learner reads it.
 
+`pytest tests notebooks` collects each lesson notebook as one test (conftest.py: LessonFile), so
+`make test` hands lessons to its xdist workers one by one, as it hands out test files.
+
 Each xdist worker starts the instructor's services once (`python -m course_lib.tooling.instructor
 services`: the Prefect server, a worker for `local-pool`, the S3 endpoint, the MLflow UI) on free
 ports in its own working folder. A lesson's kernel gets no `PREFECT_API_URL`, only the learners'
@@ -23,13 +26,10 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from course_lib import paths
 from course_lib.services import base
 from course_lib.tooling import hygiene, runner
 
-LESSONS = runner.course_notebooks()
 SERVICES_START_TIMEOUT = 300
 # Canaries: values that must never appear in what a lesson shows. The AWS pair makes lesson 05 run
 # in "AWS keys" mode, against the local S3 endpoint (AWS_ENDPOINT_URL_S3, as for any S3-compatible store).
@@ -57,9 +57,14 @@ def _wait_for_services(process: subprocess.Popen, log_path, timeout: float) -> d
     raise RuntimeError(f"`instructor services` was not up after {timeout} s:\n{log_path.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def teaching_services():
-    """`make services` for this worker: its services' URLs and the learners' port to find the server."""
+_SERVICES: dict = {}
+
+
+def teaching_services() -> dict:
+    """`make services` for this worker, started on first use: its services' URLs and the learners'
+    port to find the server. :func:`stop_teaching_services` stops it (at the session's end)."""
+    if _SERVICES:
+        return _SERVICES
     ports = {"COURSE_LEARNER_PORT": base.free_port(), "COURSE_S3_PORT": base.free_port(),
              "COURSE_MLFLOW_PORT": base.free_port()}
     env = {**os.environ, **{key: str(value) for key, value in ports.items()}}
@@ -68,17 +73,28 @@ def teaching_services():
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "course_lib.tooling.instructor", "services"], env=env,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    _SERVICES["process"] = process
     try:
         urls = _wait_for_services(process, log_path, SERVICES_START_TIMEOUT)
         _create_canary_bucket(urls["s3"])
-        yield {"ports": ports, **urls}
-    finally:
-        process.terminate()  # SIGTERM: `make services` stops everything it started, as on Ctrl-C
-        try:
-            process.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    except BaseException:
+        stop_teaching_services()
+        raise
+    _SERVICES.update(ports=ports, **urls)
+    return _SERVICES
+
+
+def stop_teaching_services() -> None:
+    process = _SERVICES.pop("process", None)
+    _SERVICES.clear()
+    if process is None:
+        return
+    process.terminate()  # SIGTERM: `make services` stops everything it started, as on Ctrl-C
+    try:
+        process.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _create_canary_bucket(endpoint_url: str) -> None:
@@ -106,17 +122,22 @@ def _recorded_output_problems(executed: dict, name: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=lambda path: path.name)
-def test_lesson(lesson, teaching_services):
+def run_and_read(lesson) -> list[str]:
+    """Run ``lesson`` three ways under the teaching services; the problems a learner would see (empty: none).
+
+    A failing cell raises ``AssertionError`` with the runner's account of it.
+    """
+    services = teaching_services()
     out_dir = paths.subdir("executed")
-    kernel_env = {"PREFECT_API_URL": None, **{key: str(value) for key, value in teaching_services["ports"].items()},
-                  "AWS_ENDPOINT_URL_S3": teaching_services["s3"], **CANARY_ENV}
+    kernel_env = {"PREFECT_API_URL": None, **{key: str(value) for key, value in services["ports"].items()},
+                  "AWS_ENDPOINT_URL_S3": services["s3"], **CANARY_ENV}
     with base.temporary_env(kernel_env):
         run = runner.execute(lesson, out_dir, quick=True)
-    assert run.status == "ok", run.error
+    if run.status != "ok":
+        raise AssertionError(f"{lesson.name} failed ({out_dir / lesson.name}):\n{run.error}")
     executed = json.loads((out_dir / lesson.name).read_text())
     problems = hygiene.budget_problems(executed, lesson.name)
     problems += hygiene.secrets_found(executed, {f"the canary {key}": value for key, value in CANARY_ENV.items()},
                                       lesson.name)
     problems += _recorded_output_problems(executed, lesson.name)
-    assert not problems, "\n".join(problems)
+    return problems
