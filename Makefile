@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
+BOOK_INSTALLED := $(VENV)/.book-installed
 
-.PHONY: setup system-deps course test images lab services reset bench lock clean
+.PHONY: setup system-deps course test book images lab services reset bench lock clean
 
 setup: $(INSTALLED)
 
@@ -41,6 +42,19 @@ course: setup
 test: setup system-deps
 	$(BIN)/python -m course_lib.tooling.runner prepare --out build/prepared
 	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env -n 2 --dist loadfile --no-loadscope-reorder --durations=25
+
+# The website's tools (the `book` extra: Sphinx, myst-nb, sphinx-book-theme, sphinx-design) at the
+# lock's versions; running the lessons does not need them.
+$(BOOK_INSTALLED): $(INSTALLED)
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c requirements.lock -e ".[book]"
+	@touch $@
+
+# The course as a static website in build/book/ (open build/book/index.html), rendered from the
+# executed lessons of `make course`, never re-executed; `make course` runs first when
+# build/executed/ is missing or older than notebooks/.
+book: $(BOOK_INSTALLED)
+	@$(BIN)/python -m course_lib.tooling.book fresh || { echo "make book: running make course first"; $(MAKE) course; }
+	$(BIN)/python -m course_lib.tooling.book build
 
 # The course's pictures: diagrams drawn from code, screenshots of the real Prefect UI.
 images: setup system-deps
