@@ -44,9 +44,10 @@ test: setup system-deps
 	$(BIN)/python -m pytest tests build/prepared --nbval-lax --nbval-current-env -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 # The website's tools (the `book` extra: Sphinx, myst-nb, sphinx-book-theme, sphinx-design) at the
-# lock's versions; running the lessons does not need them.
+# lock's versions, when the environment lacks them (running the lessons does not need them).
 $(BOOK_INSTALLED): $(INSTALLED)
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c requirements.lock -e ".[book]"
+	@$(BIN)/python -c "import sphinx, myst_nb, sphinx_book_theme, sphinx_design" 2>/dev/null || \
+	  $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r pyproject.toml --extra book -c requirements.lock
 	@touch $@
 
 # The course as a static website in build/book/ (open build/book/index.html), rendered from the

@@ -153,10 +153,13 @@ def plain_local_links(text: str, markup: str) -> str:
     """Links to the run's local servers as plain text (``markup``: ``"markdown"`` or ``"html"``)."""
     if markup == "html":
         def unlink(found: re.Match) -> str:
-            if not LOCAL_URL.fullmatch(html.unescape(found["url"])):
+            url = html.unescape(found["url"])
+            if not LOCAL_URL.fullmatch(url):
                 return found[0]
-            return (f'<span class="course-local-link" title="{html.escape(LOCAL_LINK_TITLE)}">'
-                    f"{found['inner']}</span>")
+            label = found["inner"] if html.unescape(re.sub(r"<[^>]+>", "", found["inner"])).strip() == url \
+                else f"{found['inner']} ({html.escape(url)})"
+            return f'<span class="course-local-link" title="{html.escape(LOCAL_LINK_TITLE)}">{label}</span>'
+
         return _HTML_LINK.sub(unlink, text)
 
     def unlink_md(found: re.Match) -> str:
