@@ -35,4 +35,5 @@ html_theme_options = {
     "home_page_in_toc": True,
     "show_navbar_depth": 1,
     "navigation_with_keys": False,
+    "navbar_persistent": [],  # one search field, in the sidebar (not a second one in a header bar)
 }
