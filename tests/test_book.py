@@ -78,6 +78,7 @@ def _notebook(cells, **metadata):
 LESSON = _notebook([
     _markdown("# 42 · A lesson\n\nAfter this lesson you can...\n\n**Time:** the cells run in 6 s; plan about 20 minutes."),
     _code("source = 'auto'", tags=["parameters"]),
+    _code("# NBVAL_CHECK_OUTPUT\nprint(len(data))", outputs=[_stream("3\n")]),
     _code("data = load_month('2023-01')", outputs=[_stream(
         "2023-01 green: synthetic, 69,774 rows (offline fallback: download failed: cannot reach the server)\n")]),
     _code("run = my_flow()", outputs=[_html(
@@ -98,6 +99,7 @@ def test_a_lesson_page_hides_the_runners_cells_and_plumbing_and_keeps_the_rest()
     sources = ["".join(cell["source"]) for cell in staged["cells"]]
     assert not any("expect_last" in source or "bookkeeping" in source for source in sources)
     assert "source = 'auto'" in sources  # the parameters cell stays: it shows the lesson's knobs
+    assert "print(len(data))" in sources  # without its nbval marker
     assert "check.answer(answer)" in sources and "answer = None  # TODO" in sources
     assert len(staged["cells"]) == len(LESSON["cells"]) - 2
     assert staged["metadata"].keys() == {"kernelspec", "language_info"}  # no run bookkeeping in the page
@@ -116,13 +118,13 @@ def test_a_solution_becomes_a_dropdown_with_its_code_inside():
 
 
 def test_links_to_the_runs_local_servers_become_plain_text():
-    html = book.plain_local_links(LESSON["cells"][3]["outputs"][0]["data"]["text/html"], "html")
+    html = book.plain_local_links(LESSON["cells"][4]["outputs"][0]["data"]["text/html"], "html")
     assert 'href="http://127.0.0.1' not in html
     assert ('<span class="course-local-link" title="This address pointed at the local Prefect server of the run '
             'that made this page; that server stopped when the run ended.">the run '
             '(http://127.0.0.1:56835/runs/flow-run/4f32e94b-feb4-45c6-ad45-8bbdce8dc31c)</span>') in html
     assert '<a href="https://docs.prefect.io/">the docs</a>' in html  # other links stay links
-    markdown = book.plain_local_links(LESSON["cells"][9]["source"], "markdown")
+    markdown = book.plain_local_links(LESSON["cells"][10]["source"], "markdown")
     assert markdown == "## Recap\n\nOpen the run (`http://localhost:4200/runs`) or `http://127.0.0.1:4200/dashboard`."
 
 
@@ -154,10 +156,10 @@ def test_which_data_a_lesson_used():
 
 def test_a_failed_run_says_so_on_its_page():
     failed = json.loads(json.dumps(LESSON))
-    failed["cells"][2]["outputs"].append({"output_type": "error", "ename": "DataError", "evalue": "month 13", "traceback": []})
+    failed["cells"][3]["outputs"].append({"output_type": "error", "ename": "DataError", "evalue": "month 13", "traceback": []})
     lesson, staged = book.lesson_page(failed, "42_a_lesson", {})
-    assert lesson.failed == "cell 2 raised DataError: month 13"
-    assert ":::{warning}\nThis run of the lesson stopped early: cell 2 raised DataError: month 13" in staged["cells"][0]["source"]
+    assert lesson.failed == "cell 3 raised DataError: month 13"
+    assert ":::{warning}\nThis run of the lesson stopped early: cell 3 raised DataError: month 13" in staged["cells"][0]["source"]
 
 
 def test_stale_or_missing_executed_lessons_are_named(tmp_path):

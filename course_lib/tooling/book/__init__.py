@@ -291,7 +291,7 @@ def _what_ran(lesson: Lesson, notebook: dict, cells: list[dict], repo: dict) -> 
     metadata = notebook["metadata"]
     run = metadata.get(RUN_KEY) or {}
     parameters = metadata.get("papermill", {}).get("parameters") or {}
-    how = ("headless by `make course`" if not parameters else
+    how = ("headless by the course's runner (`make course`)" if not parameters else
            "headless by the course's runner with the parameters "
            + ", ".join(f"`{key}={value!r}`" for key, value in parameters.items()))
     python = f" and Python {run['python']}" if run.get("python") else ""
@@ -326,6 +326,9 @@ def _what_ran(lesson: Lesson, notebook: dict, cells: list[dict], repo: dict) -> 
     return "\n".join(lines)
 
 
+_NBVAL_MARKER = re.compile(r"\A\s*# NBVAL_[A-Z_]+[^\n]*\n")
+
+
 def lesson_page(notebook: dict, name: str, repo: dict) -> tuple[Lesson, dict]:
     """The lesson as the site shows it, and its staged notebook."""
     cells = []
@@ -333,6 +336,8 @@ def lesson_page(notebook: dict, name: str, repo: dict) -> tuple[Lesson, dict]:
         if _tags(cell) & HIDDEN_TAGS:
             continue
         cell = json.loads(json.dumps(cell))  # the executed notebook stays as it is
+        if cell["cell_type"] == "code":  # an nbval marker on the first line is test plumbing, not the lesson
+            cell["source"] = _NBVAL_MARKER.sub("", _text(cell["source"]), count=1)
         if cell["cell_type"] == "markdown":
             source = _text(cell["source"])
             if "solution" in _tags(cell):
@@ -409,7 +414,7 @@ def landing_page(lessons: list[Lesson], readme: str, repo: dict, missing: list[s
     rows = [f"| [{lesson.title}](notebooks/{lesson.name}.ipynb) | {lesson.exercises or '—'} | {lesson.plan} "
             f"| {lesson.ran_for} |" for lesson in lessons]
     prefects = sorted({lesson.prefect for lesson in lessons})
-    dates = sorted(lesson.ran_at for lesson in lessons)
+    dates = sorted(lesson.ran_at[:10] for lesson in lessons if lesson.ran_at[:1].isdigit()) or ["an unrecorded date"]
     clone = f"git clone {repo['url']}.git\ncd {repo['url'].rstrip('/').rsplit('/', 1)[-1]}\n" if repo.get("url") else ""
     toctree = "\n".join(f"notebooks/{lesson.name}" for lesson in lessons)
     parts = [
@@ -435,8 +440,8 @@ def landing_page(lessons: list[Lesson], readme: str, repo: dict, missing: list[s
         "goes wrong: {doc}`run-it-yourself`.\n",
         _repo_links(two_commands.replace("## Two commands", "### The two commands", 1), repo),
         "## About this site\n",
-        f"Built by `make book` from the lessons executed on {dates[0][:10]}"
-        + (f" to {dates[-1][:10]}" if dates[-1][:10] != dates[0][:10] else "")
+        f"Built by `make book` from the lessons executed on {dates[0]}"
+        + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
         + f" with Prefect {', '.join(prefects)}; each page says when it ran and with which data. Nothing was "
           "re-executed to make it.\n",
         f"```{{toctree}}\n:hidden:\n:caption: Lessons\n\n{toctree}\n```\n",
@@ -466,9 +471,14 @@ def repository() -> dict:
 def stage(executed_dir: Path, staging: Path, repo: dict | None = None) -> list[Lesson]:
     """Write the site's sources into ``staging`` (emptied first); return the lessons staged."""
     repo = repository() if repo is None else repo
-    executed = sorted(executed_dir.glob("[0-9][0-9]_*.ipynb"))
+    executed = []
+    for path in sorted(executed_dir.glob("[0-9][0-9]_*.ipynb")):
+        if (NOTEBOOK_DIR / path.name).is_file():
+            executed.append(path)
+        else:
+            print(f"make book: skipped {_rel(path)}: notebooks/ has no {path.name} (a lesson renamed or removed)")
     if not executed:
-        raise BookError(f"no executed lesson in {_rel(executed_dir)}: run `make course` first")
+        raise BookError(f"no executed lesson of notebooks/ in {_rel(executed_dir)}: run `make course` first")
     if staging.exists():
         shutil.rmtree(staging)
     (staging / "notebooks").mkdir(parents=True)
@@ -478,14 +488,7 @@ def stage(executed_dir: Path, staging: Path, repo: dict | None = None) -> list[L
     for path in executed:
         lesson, staged = lesson_page(json.loads(path.read_text(encoding="utf-8")), path.stem, repo)
         (staging / "notebooks" / path.name).write_text(json.dumps(staged, indent=1, ensure_ascii=False), encoding="utf-8")
-        source = NOTEBOOK_DIR / path.name
-        if source.is_file():
-            shutil.copy2(source, staging / "_learner" / path.name)
-        else:  # a lesson executed from elsewhere (--notebook-dir): its executed copy without outputs
-            learner = json.loads(path.read_text(encoding="utf-8"))
-            learner["cells"] = [{**cell, "outputs": [], "execution_count": None} if cell["cell_type"] == "code" else cell
-                                for cell in learner["cells"] if not _tags(cell) & HIDDEN_TAGS]
-            (staging / "_learner" / path.name).write_text(json.dumps(learner, indent=1, ensure_ascii=False), encoding="utf-8")
+        shutil.copy2(NOTEBOOK_DIR / path.name, staging / "_learner" / path.name)  # the notebook as committed
         lessons.append(lesson)
     shutil.copytree(REPO_ROOT / "imgs", staging / "imgs")
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
