@@ -131,8 +131,9 @@ _DETAILS = re.compile(r"^\s*<details>\s*<summary>(?P<summary>.*?)</summary>(?P<b
 def solution_dropdown(markdown: str) -> str:
     """A solution cell's ``<details>`` block as a sphinx-design dropdown (collapsed until clicked).
 
-    MyST would parse the ``<details>`` tags as raw HTML blocks and the fence between them on its
-    own; a dropdown keeps the fence inside, highlighted, and renders as a native ``<details>``.
+    MyST passes the two tags through as raw HTML blocks around the highlighted fence, which a
+    browser folds too, but unstyled and only as long as each tag stays a block of its own; the
+    dropdown is the same native ``<details>``, parsed as one element and styled by the theme.
     """
     found = _DETAILS.match(markdown)
     if not found:
