@@ -34,7 +34,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -232,8 +232,7 @@ def data_used(cells: list[dict], notebook_metadata: dict) -> str:
     return f"the notebook's own cells printed no month; {held} (for any other month: {fallback})"
 
 
-def _seconds(text: str) -> str:
-    seconds = float(text)
+def _seconds(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
@@ -259,7 +258,6 @@ class Lesson:
     prefect: str
     data: str
     failed: str = ""  # the error that stopped the run, if one did
-    notebook: dict = field(default_factory=dict, repr=False)
 
 
 def _title(cells: list[dict], name: str) -> str:
