@@ -13,7 +13,7 @@ DEV_LOCK := requirements-dev.lock
 INSTALLED := $(VENV)/.installed
 INSTALLED_DEV := $(VENV)/.installed-dev
 
-.PHONY: setup setup-dev system-deps course test images lab services reset bench lock clean
+.PHONY: setup setup-dev system-deps course test book images lab services reset bench lock clean
 
 setup: $(INSTALLED)
 
@@ -60,6 +60,13 @@ course: setup
 # conftest.py).
 test: setup-dev system-deps
 	$(BIN)/python -m pytest tests notebooks -n 2 --dist loadfile --no-loadscope-reorder --durations=25
+
+# The course as a static website in build/book/ (its tools, the `book` extra, are in the dev lock) (open build/book/index.html), rendered from the
+# executed lessons of `make course`, never re-executed; `make course` runs first when
+# build/executed/ is missing or older than notebooks/.
+book: setup-dev
+	@$(BIN)/python -m course_lib.tooling.book fresh || { echo "make book: running make course first"; $(MAKE) course; }
+	$(BIN)/python -m course_lib.tooling.book build
 
 # The course's pictures: diagrams drawn from code, screenshots of the real Prefect UI.
 images: setup-dev system-deps

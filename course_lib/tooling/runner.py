@@ -151,6 +151,8 @@ def execute(notebook: Path, out_dir: Path, quick: bool, solutions: bool = True) 
                                        parameters=parameters_for(notebook, quick), cwd=str(notebook.parent),
                                        kernel_name="python3", progress_bar=False, log_output=False,
                                        extra_arguments=QUIET_KERNEL)
+        from course_lib.tooling import book  # the site's "what ran" note: Prefect version, data folder, commit
+        book.stamp_run(out_dir / notebook.name)
     except Exception as exc:  # any failure is reported in the table, the run goes on
         error = _cell_error(exc)
         if stderr_log.exists() and stderr_log.stat().st_size:
