@@ -28,7 +28,7 @@ import pytest
 
 from course_lib.services import free_port, http_status
 from course_lib.tooling import book
-from tests.helpers import stop_group
+from course_lib.services.base import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
