@@ -58,6 +58,17 @@ def subdir(name: str) -> Path:
     return path
 
 
+#: The learner's own project (course_lib.tooling.project), and the variable that names its folder
+#: for `prefect deploy` (lesson 04's pull step: '{{ $MY_PROJECT_DIR }}').
+PROJECT_NAME = "my-project"
+PROJECT_DIR_VARIABLE = "MY_PROJECT_DIR"
+
+
+def project_dir() -> Path:
+    """The learner's project folder, ``<workdir>/my-project`` (created on first use)."""
+    return subdir(PROJECT_NAME)
+
+
 def data_dir() -> Path:
     """Where TLC month files are looked for and downloaded to (``COURSE_DATA_DIR``)."""
     return settings.read("data_dir") or subdir("data")

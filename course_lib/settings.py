@@ -156,6 +156,10 @@ class CourseSettings(BaseSettings):
         audience="developer")
     browser_all: Flag = _setting(False, "1: the browser test runs every lesson, not only 02 and 04",
                                  audience="developer")
+    repository_url: Text | None = _setting(
+        None, "the repository's web address, for make book's links to each lesson's source",
+        shown="GitHub Actions' own repository, else no link", audience="developer",
+        example="https://github.com/you/prefect-course")
 
 
 #: ``COURSE_*`` variables the course sets itself for the processes and shell cells it starts.

@@ -64,6 +64,8 @@ def shell_lines(api_url: str) -> list[str]:
         f"export PREFECT_API_URL={shlex.quote(api_url)}",
         f"export PREFECT_HOME={shlex.quote(str(client_home()))}",
         f"export COURSE_REPO_ROOT={shlex.quote(str(paths.REPO_ROOT))}",
+        # `prefect deploy` in your project fills its pull step's '{{ $MY_PROJECT_DIR }}' from it (lesson 04).
+        f"export {paths.PROJECT_DIR_VARIABLE}={shlex.quote(str(paths.project_dir()))}",
         f'export PATH={shlex.quote(bin_dir)}:"$PATH"',
     ]
 

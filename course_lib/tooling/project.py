@@ -42,7 +42,7 @@ from types import ModuleType
 from course_lib import paths
 
 REFERENCE = Path(__file__).resolve().parent.parent / "pipeline" / "project"
-PROJECT_NAME = "my-project"
+PROJECT_NAME = paths.PROJECT_NAME
 #: Lesson of the first appearance of each reference file. search.py's lesson-07 version is a plain
 #: search (no Prefect), which lesson 08 adds to the project and the learner makes a mapped flow.
 FIRST_LESSON = {"orchestrate.py": 1, "prefect.yaml": 4, "orchestrate_s3.py": 5, "search.py": 7}
@@ -51,8 +51,9 @@ GIT_LESSON = 5
 BRANCH = "main"
 #: The Prefect Variable holding the repository URL that the project's deployments clone.
 REPOSITORY_VARIABLE = "my_project_repository"
-#: The environment variable naming the project folder for the workers (lesson 04's pull step).
-PROJECT_DIR_VARIABLE = "MY_PROJECT_DIR"
+#: The environment variable naming the project folder: `prefect deploy` fills lesson 04's pull step
+#: ('{{ $MY_PROJECT_DIR }}') from the environment of whoever deploys.
+PROJECT_DIR_VARIABLE = paths.PROJECT_DIR_VARIABLE
 
 _MARK = re.compile(r"\s*#\s*\[(\d\d)?:(\d\d)?\]\s*$")
 
@@ -63,7 +64,7 @@ class ProjectError(RuntimeError):
 
 def folder() -> Path:
     """The learner's project folder, ``<workdir>/my-project`` (created on first use)."""
-    return paths.subdir(PROJECT_NAME)
+    return paths.project_dir()
 
 
 def replaced_dir() -> Path:
@@ -246,8 +247,8 @@ def open_project(lesson: int, quiet: bool = False) -> Path:
     fail a lesson's checks). From lesson 06 on the project is a git repository with its remote.
     """
     project_dir = folder()
-    # prefect.yaml's lesson-04 pull step reads it ('{{ $MY_PROJECT_DIR }}'); workers started
-    # from this kernel inherit it.
+    # `prefect deploy` fills prefect.yaml's lesson-04 pull step ('{{ $MY_PROJECT_DIR }}') from the
+    # deploying process's environment: a `!prefect deploy` cell inherits it from this kernel.
     os.environ.setdefault(PROJECT_DIR_VARIABLE, str(project_dir))
     before = lesson - 1
     created = [name for name in reference_files(before) if not (project_dir / name).exists()]

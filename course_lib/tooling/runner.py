@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import os
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass

@@ -461,7 +461,9 @@ def run_it_yourself_page(readme: str, repo: dict) -> str:
 def repository() -> dict:
     """The repository's web address and ref for source links: ``COURSE_REPOSITORY_URL``, else the
     one GitHub Actions sets (``GITHUB_SERVER_URL``/``GITHUB_REPOSITORY``); none when unknown."""
-    url = os.environ.get("COURSE_REPOSITORY_URL", "").strip().rstrip("/")
+    from course_lib import settings
+
+    url = (settings.read("repository_url") or "").rstrip("/")
     if not url and os.environ.get("GITHUB_REPOSITORY"):
         url = f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{os.environ['GITHUB_REPOSITORY']}"
     return {"url": url, "ref": os.environ.get("GITHUB_SHA", "")}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from functools import lru_cache
 
 from course_lib.tooling import project

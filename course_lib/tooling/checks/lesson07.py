@@ -9,7 +9,6 @@ started, and call the learner's function against real flow runs. No key or passw
 from __future__ import annotations
 
 import os
-import re
 import uuid
 
 from course_lib.tooling import project
@@ -26,7 +25,6 @@ FEB_MONTHS = {"train_month": "2023-02", "val_month": "2023-03"}
 RUN_TIMEOUT = 300  # seconds: a worker run takes 10-30 s on a quiet 2-core machine
 
 # "account-handle/workspace-handle", as Prefect Cloud's URLs and `prefect cloud workspace ls` show it.
-_WORKSPACE = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
 
 def remote_workspace(prefect_workspace: str | None) -> bool:
@@ -37,15 +35,13 @@ def remote_workspace(prefect_workspace: str | None) -> bool:
     workspace without a key, is a clear error; a key without a workspace is dropped from this
     kernel's environment (it would override the stand-in's password) with a note.
     """
+    from course_lib.services.remote import check_workspace
+
     key = os.environ.get("PREFECT_API_KEY", "").strip()
-    workspace = (prefect_workspace or "").strip() if isinstance(prefect_workspace, (str, type(None))) else None
-    if workspace is None:
+    if not isinstance(prefect_workspace, (str, type(None))):
         raise ValueError(f"prefect_workspace must be a string like 'my-account/my-workspace', "
                          f"not a {type(prefect_workspace).__name__}.")
-    if workspace and not _WORKSPACE.fullmatch(workspace):
-        raise ValueError(f"prefect_workspace={workspace!r} is not 'account-handle/workspace-handle' (one '/', "
-                         "no spaces or URL): copy both handles from the workspace switcher in Prefect Cloud, or "
-                         "from `prefect cloud workspace ls`; leave it None to use the self-hosted stand-in.")
+    workspace = check_workspace(prefect_workspace)  # the form 'account-handle/workspace-handle', or None
     if workspace and not key:
         raise ValueError(f"prefect_workspace={workspace!r} is set, but PREFECT_API_KEY is not: export your key in "
                          "the shell that starts JupyterLab (`export PREFECT_API_KEY=...`, never in a cell), or "
