@@ -39,11 +39,14 @@ def reference_rmse(train: str, val: str, source: str, num_boost_round) -> float:
     """The plain reference pipeline on the same months and data (cached per kernel)."""
     key = (train, val, source, num_boost_round)
     if key not in _EXPECTED:
+        import contextlib
+        import io
         import tempfile
 
         from course_lib.ml import training
 
-        with tempfile.TemporaryDirectory(prefix="check-reference-") as models:
+        # The loader announces each month's source: the check's own training says nothing in the learner's cell.
+        with tempfile.TemporaryDirectory(prefix="check-reference-") as models, contextlib.redirect_stdout(io.StringIO()):
             result = training.train_months(train, val, source=source, mode="reference",
                                            num_boost_round=num_boost_round, models_dir=models)
         _EXPECTED[key], _DATA_SOURCE[key] = result.rmse, result.source
@@ -191,7 +194,9 @@ def _latest_run(train: str, val: str, deployment: str = DEPLOYMENT):
         flow_name = client.read_flow(target.flow_id).name
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
                                      sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=200)
-    runs = [run for run in runs if run.parameters.get("train_month") == train and run.parameters.get("val_month") == val]
+    # Not the runs a schedule made ahead of time (question 2's): they carry the deployment's default months too.
+    runs = [run for run in runs if not run.auto_scheduled
+            and (run.parameters.get("train_month"), run.parameters.get("val_month")) == (train, val)]
     runs.sort(key=lambda run: run.created, reverse=True)
     if not runs:
         raise NotYet(f"there is no run of your flow on {train} -> {val} yet: run your deployment {deployment} with "
@@ -225,10 +230,11 @@ def _mode_is_reference(run) -> None:
 @exercise("10.3", "Jan -> Feb 2023 through your deployment, reference mode: the RMSE", wrong=[
     Wrong(hint="mode='reference'", change=('"mode": "reference",\n              ', "")),
     Wrong(hint="do not retype", code="rmse_jan_feb = 5.19931  # the 2023 homework's answer\n"),
+    # Run in this process (fast mode: the check refuses it before the mode, and a reference training costs more).
     Wrong(hint="not through your deployment", code=(
         "from course_lib.tooling.project import load_module\n\n"
-        "rmse_jan_feb = load_module(\"orchestrate\").main_flow(\"2023-01\", \"2023-02\", mode=\"reference\", "
-        "source=source,\n                                                   num_boost_round=num_boost_round)\n")),
+        "rmse_jan_feb = load_module(\"orchestrate\").main_flow(\"2023-01\", \"2023-02\", source=source, "
+        "num_boost_round=num_boost_round)\n")),
 ])
 def rmse_jan_feb(value, deployment: str = DEPLOYMENT) -> str:
     run = _latest_run("2023-01", "2023-02", deployment)
