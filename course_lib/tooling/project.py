@@ -152,9 +152,10 @@ def load_module(name: str = "orchestrate", project_dir: Path | None = None) -> M
     path = project_dir / f"{name}.py"
     if not path.is_file():
         raise ProjectError(f"{path} does not exist: write it first (or run the lesson's catch_up())")
-    for module_name in [m for m, mod in sys.modules.items()
+    # A copy of sys.modules: Prefect's background threads may import a module meanwhile.
+    for module_name in [m for m, mod in list(sys.modules.items())
                         if getattr(mod, "__file__", None) and Path(mod.__file__).parent == project_dir]:
-        del sys.modules[module_name]
+        sys.modules.pop(module_name, None)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
