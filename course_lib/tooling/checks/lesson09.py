@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 from urllib.parse import urlparse
 
 from course_lib.tooling import project
@@ -107,7 +106,8 @@ def emailed_rmse(train_month: str = "2023-01", val_month: str = "2023-02", sourc
         if "coroutine" in message:
             raise NotYet(f"Your flow ended {state.name}: {message}. email_send_message is an async task: called in a "
                          "sync flow it only makes a coroutine. Run it with .submit(...) and wait with .result().")
-        raise NotYet(f"Your flow ended {state.name}: {message}. Run `train_and_email(...)` in a cell to read its error.")
+        raise NotYet(f"Your flow ended {state.name}: {message}. Run `train_and_email(...)` in a cell to read its "
+                     "error.")
     rmse = state.result(_sync=True)
     if not isinstance(rmse, float):
         raise NotYet(f"train_and_email returned {rmse!r}: return the RMSE that main_flow returned.")
@@ -214,8 +214,9 @@ def _alert_problems(automation, deployment, flow_name: str) -> str | None:
 @exercise("09.2", "Alert when a run of your deployment fails", wrong=[
     Wrong(hint="Proactive", change=("posture=Posture.Reactive,", "posture=Posture.Proactive,")),
     Wrong(hint="threshold", change=("threshold=1,", "threshold=5,")),
-    Wrong(hint="any run of the flow", change=('"prefect.resource.role": "deployment", "prefect.resource.name": "taxi_local_data"',
-                                              '"prefect.resource.role": "flow", "prefect.resource.name": "main-flow"')),
+    Wrong(hint="any run of the flow",
+          change=('"prefect.resource.role": "deployment", "prefect.resource.name": "taxi_local_data"',
+                  '"prefect.resource.role": "flow", "prefect.resource.name": "main-flow"')),
     Wrong(hint="does not say why", change=("{{ flow_run.state.message }}", "{{ flow_run.state_message }}")),
 ])
 def failure_alert(automation=_BY_NAME, name: str = ALERT, deployment: str = DEPLOYMENT, source: str = "auto",
@@ -267,8 +268,8 @@ def failure_alert(automation=_BY_NAME, name: str = ALERT, deployment: str = DEPL
             break
         if time.monotonic() > deadline:
             if "prefect.automation.triggered" in events:
-                raise NotYet(f"Your automation fired for run {run.name}, but its notification was not sent within 45 s: "
-                             "read its events in the UI (Automations > {name} > Events).")
+                raise NotYet(f"Your automation fired for run {run.name}, but its notification was not sent within "
+                             f"45 s: read its events in the UI (Automations > {name} > Events).")
             raise NotYet(f"Run {run.name} of {deployment} failed, and your automation did not fire within 45 s: its "
                          "trigger does not match the run's Failed event.")
         time.sleep(1)
@@ -281,8 +282,8 @@ def failure_alert(automation=_BY_NAME, name: str = ALERT, deployment: str = DEPL
         raise NotYet(f"Your automation fired for run {run.name} and says it notified, but nothing reached {url}.")
     naming = [each for each in arrived if run.name in each["body"]]
     if not naming:
-        raise NotYet(f"The notification arrived, but it does not name the failed run ({run.name}): {arrived[-1]['body']!r}. "
-                     "Put {{ flow_run.name }} in the subject.")
+        raise NotYet(f"The notification arrived, but it does not name the failed run ({run.name}): "
+                     f"{arrived[-1]['body']!r}. Put {{{{ flow_run.name }}}} in the subject.")
     message = naming[-1]["body"]
     if FAILING_REASON not in message:
         raise NotYet(f"The notification names run {run.name} but does not say why it failed: {message!r}. Put the "
@@ -348,10 +349,11 @@ def _their_yaml() -> dict:
     try:
         content = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise NotYet(f"Your prefect.yaml is not valid YAML: {error}. Indent with spaces, as the rest of the file.") from None
+        raise NotYet(f"Your prefect.yaml is not valid YAML: {error}. Indent with spaces, as the rest of the "
+                     "file.") from None
     if not isinstance(content, dict) or not isinstance(content.get("deployments"), list):
-        raise NotYet("Your prefect.yaml has no `deployments:` list any more: keep the file as lesson 05 left it and add "
-                     "the trigger under taxi_s3_data.")
+        raise NotYet("Your prefect.yaml has no `deployments:` list any more: keep the file as lesson 05 left it and "
+                     "add the trigger under taxi_s3_data.")
     return content
 
 

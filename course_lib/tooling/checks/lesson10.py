@@ -46,7 +46,8 @@ def reference_rmse(train: str, val: str, source: str, num_boost_round) -> float:
         from course_lib.ml import training
 
         # The loader announces each month's source: the check's own training says nothing in the learner's cell.
-        with tempfile.TemporaryDirectory(prefix="check-reference-") as models, contextlib.redirect_stdout(io.StringIO()):
+        with tempfile.TemporaryDirectory(prefix="check-reference-") as models, \
+                contextlib.redirect_stdout(io.StringIO()):
             result = training.train_months(train, val, source=source, mode="reference",
                                            num_boost_round=num_boost_round, models_dir=models)
         _EXPECTED[key], _DATA_SOURCE[key] = result.rmse, result.source
@@ -203,10 +204,11 @@ def _latest_run(train: str, val: str, deployment: str = DEPLOYMENT):
                      f"train_month={train!r}, val_month={val!r} and mode='reference'.")
     run = runs[0]
     if run.deployment_id is None:
-        raise NotYet(f"the newest run on {train} -> {val}, {run.name}, ran in this notebook's process, not through your "
-                     f"deployment: run {deployment} (run_deployment(...)), so that the worker runs it.")
+        raise NotYet(f"the newest run on {train} -> {val}, {run.name}, ran in this notebook's process, not through "
+                     f"your deployment: run {deployment} (run_deployment(...)), so that the worker runs it.")
     if run.deployment_id != target.id:
-        raise NotYet(f"the newest run on {train} -> {val}, {run.name}, comes from another deployment: run {deployment}.")
+        raise NotYet(f"the newest run on {train} -> {val}, {run.name}, comes from another deployment: run "
+                     f"{deployment}.")
     if not run.state or not run.state.is_completed():
         raise NotYet(f"the run {run.name} is {run.state.name if run.state else 'unknown'}, not Completed: wait for it "
                      "(run_deployment(..., timeout=...)) or read its logs in the UI.")
@@ -223,8 +225,8 @@ def _run_result(run) -> float:
 
 def _mode_is_reference(run) -> None:
     if run.parameters.get("mode") != "reference":
-        raise NotYet(f"the run {run.name} trained in mode {run.parameters.get('mode', 'fast')!r}; the homework asks for "
-                     "the 2023 model: add mode='reference' to its parameters.")
+        raise NotYet(f"the run {run.name} trained in mode {run.parameters.get('mode', 'fast')!r}; the homework asks "
+                     "for the 2023 model: add mode='reference' to its parameters.")
 
 
 @exercise("10.3", "Jan -> Feb 2023 through your deployment, reference mode: the RMSE", wrong=[
@@ -282,7 +284,8 @@ def run_jan_feb(source: str = "auto", num_boost_round: int | None = None) -> str
 
 @exercise("10.4", "Feb -> Mar 2023 through your deployment: the RMSE from its report", wrong=[
     Wrong(hint="mode='reference'", change=('"mode": "reference",\n              ', "")),
-    Wrong(hint="the run's result", code="rmse_feb_mar = await feb_mar.state.result()  # the run's result, not its report\n"),
+    Wrong(hint="the run's result",
+          code="rmse_feb_mar = await feb_mar.state.result()  # the run's result, not its report\n"),
     Wrong(hint="not the number in the report", code="rmse_feb_mar = 5.37  # the 2023 homework's answer\n"),
 ])
 def rmse_from_artifact(value, key: str = REPORT_KEY, deployment: str = DEPLOYMENT) -> str:
@@ -358,7 +361,8 @@ def email_task(task_name, smtp) -> str:
     from prefect import Task
 
     if not task_name:
-        raise NotYet("`task_name` is empty: which task of prefect_email sends a message? (dir(prefect_email) lists them)")
+        raise NotYet("`task_name` is empty: which task of prefect_email sends a message? (dir(prefect_email) lists "
+                     "them)")
     candidate = getattr(prefect_email, str(task_name), None)
     if not isinstance(candidate, Task):
         raise NotYet(f"prefect_email has no task named {task_name!r}: look for the one that sends a message.")
@@ -389,11 +393,13 @@ def email_task(task_name, smtp) -> str:
 
 # -- question 6 ---------------------------------------------------------------------------------------------------
 @exercise("10.6", "The wizard's steps, and an alert on your deployment's failures and crashes", wrong=[
-    Wrong(hint="order", change=('steps = ["Trigger", "Actions", "Details"]', 'steps = ["Trigger", "Details", "Actions"]')),
+    Wrong(hint="order",
+          change=('steps = ["Trigger", "Actions", "Details"]', 'steps = ["Trigger", "Details", "Actions"]')),
     Wrong(hint="Crashed", change=('expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}',
                                   'expect={"prefect.flow-run.Failed"}')),
-    Wrong(hint="any run of the flow", change=('"prefect.resource.role": "deployment", "prefect.resource.name": "taxi_local_data"',
-                                              '"prefect.resource.role": "flow", "prefect.resource.name": "main-flow"')),
+    Wrong(hint="any run of the flow",
+          change=('"prefect.resource.role": "deployment", "prefect.resource.name": "taxi_local_data"',
+                  '"prefect.resource.role": "flow", "prefect.resource.name": "main-flow"')),
 ])
 def automation_steps(steps, name: str = ALERT, deployment: str = DEPLOYMENT) -> str:
     from prefect.automations import EventTrigger, Posture, SendNotification
@@ -419,8 +425,8 @@ def automation_steps(steps, name: str = ALERT, deployment: str = DEPLOYMENT) -> 
                      "threshold=1).")
     missing = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"} - set(trigger.expect)
     if missing:
-        raise NotYet(f"its trigger expects {sorted(trigger.expect)}: a run that fails emits prefect.flow-run.Failed, one "
-                     f"whose process dies prefect.flow-run.Crashed; the question asks for both (missing: "
+        raise NotYet(f"its trigger expects {sorted(trigger.expect)}: a run that fails emits prefect.flow-run.Failed, "
+                     f"one whose process dies prefect.flow-run.Crashed; the question asks for both (missing: "
                      f"{sorted(missing)}).")
     deployment_run = [{"prefect.resource.id": f"prefect.flow.{target.flow_id}", "prefect.resource.role": "flow",
                        "prefect.resource.name": flow_name},
