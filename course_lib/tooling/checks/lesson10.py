@@ -289,27 +289,26 @@ def run_jan_feb(source: str = "auto", num_boost_round: int | None = None) -> str
     Wrong(hint="not the number in the report", code="rmse_feb_mar = 5.37  # the 2023 homework's answer\n"),
 ])
 def rmse_from_artifact(value, key: str = REPORT_KEY, deployment: str = DEPLOYMENT) -> str:
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
 
+    from course_lib.tooling import project
+
+    run = _latest_run("2023-02", "2023-03", deployment)
     with _client() as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
-                                          sort=ArtifactSort.CREATED_DESC, limit=1)
-        if not artifacts:
-            raise NotYet(f"there is no artifact {key!r} on the server: your flow publishes it since lesson 06 "
-                         "(publish_report, pushed to git so that the worker runs it); run your deployment on "
-                         "2023-02 -> 2023-03.")
-        artifact = artifacts[0]
-        run = client.read_flow_run(artifact.flow_run_id)
-        target = client.read_deployment_by_name(deployment)
-    months = (run.parameters.get("train_month"), run.parameters.get("val_month"))
-    if months != ("2023-02", "2023-03"):
-        raise NotYet(f"the newest {key!r} report comes from run {run.name} on {months[0]} -> {months[1]}: run your "
-                     "deployment on 2023-02 -> 2023-03; its report is then the newest.")
-    if run.deployment_id != target.id:
-        raise NotYet(f"the newest report comes from run {run.name}, which did not run through your deployment "
-                     f"{deployment}: run it with run_deployment(...).")
-    in_report = report_rmse(artifact.data)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]),
+                                           flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])),
+            sort=ArtifactSort.CREATED_DESC, limit=1)
+    if not artifacts:
+        pushed = project.pushed("orchestrate.py") or ""
+        if "create_markdown_artifact" not in pushed:
+            raise NotYet(f"your run {run.name} published no report {key!r}: the code the worker clones (what you "
+                         "pushed) has no publish_report. Commit and push your orchestrate.py of lesson 06 "
+                         "(`git add`, `git commit`, `git push`), then run your deployment again.")
+        raise NotYet(f"your run {run.name} published no report {key!r}: keep lesson 06's publish_report (its key "
+                     f"{key!r}) in your main_flow.")
+    in_report = report_rmse(artifacts[0].data)
     if in_report is None:
         raise NotYet(f"the report of run {run.name} has no table with a column {RMSE_COLUMN!r} and a row "
                      "`| <date> | <RMSE> |`: keep the report of lesson 06 (publish_report) as it is.")
