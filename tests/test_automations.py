@@ -192,39 +192,6 @@ def test_the_automation_notifies_and_records_an_undeliverable_notification(prefe
                 client.delete_automation(automation.id)
 
 
-def test_the_lesson09_checks_read_the_server(prefect_server, hook):
-    from prefect import get_client
-    from prefect.automations import Automation, EventTrigger, Posture, SendNotification
-    from prefect.blocks.notifications import CustomWebhookNotificationBlock
-    from prefect.events import emit_event
-
-    from course_lib.tooling.checks import lesson09
-
-    assert not lesson09.month_event(None).passed
-    wrong = emit_event(event="taxi.data.arrived", resource={"prefect.resource.id": "taxi.month.2023-05", "month": "2023-05"})
-    assert "month='2023-05'" in lesson09.month_event(wrong).message
-    right = emit_event(event="taxi.data.arrived", resource={"prefect.resource.id": "taxi.month.2023-04", "month": "2023-04"})
-    assert lesson09.month_event(right).passed
-
-    block_id = CustomWebhookNotificationBlock(name="c", url=hook.url).save(f"test-check-{TAG}", overwrite=True)
-    name = f"test-crashed-{TAG}"
-    assert "no automation named" in lesson09.crash_automation(name, block_id).message
-    any_flow = Automation(name=name, trigger=EventTrigger(expect={"prefect.flow-run.Crashed"}, posture=Posture.Reactive),
-                          actions=[SendNotification(block_document_id=block_id, body="x")]).create()
-    assert "fires for any flow" in lesson09.crash_automation(name, block_id).message
-    with get_client(sync_client=True) as client:
-        client.delete_automation(any_flow.id)
-    good = Automation(name=name, trigger=EventTrigger(
-        expect={"prefect.flow-run.Crashed"}, posture=Posture.Reactive,
-        match_related={"prefect.resource.role": "flow", "prefect.resource.name": "main-flow"}),
-        actions=[SendNotification(block_document_id=block_id, body="x")]).create()
-    try:
-        assert lesson09.crash_automation(name, block_id).passed
-    finally:
-        with get_client(sync_client=True) as client:
-            client.delete_automation(good.id)
-
-
 def test_real_smtp_is_one_setting_away_and_its_password_stays_hidden():
     env = {"COURSE_SMTP_HOST": "smtp.example.org", "COURSE_SMTP_USER": "me@example.org",
            "COURSE_SMTP_PASSWORD": PASSWORD}

@@ -30,8 +30,9 @@ TAUGHT = {
            "run_deployment("],
     "08": [".submit(", ".map(", "unmapped", "wait(", "as_completed", "ThreadPoolTaskRunner", "ProcessPoolTaskRunner",
            "DaskTaskRunner", "tags(", "prefect concurrency-limit create"],
-    "09": ["emit_event", "EventTrigger", "SendNotification", "email_send_message", "EmailServerCredentials",
-           "prefect automation ls"],
+    "09": ["emit_event", "read_events(", "EventFilter", "run_deployment(", "EmailServerCredentials", "email_send_message",
+           ".submit(", "CustomWebhookNotificationBlock", "EventTrigger", "SendNotification",
+           "prefect automation ls", "prefect automation pause", "prefect automation resume", "aupload_from_path"],
 }
 MIN_EXERCISES = {"01": 2, "02": 2, "03": 2, "04": 2, "05": 2, "06": 2, "07": 2, "08": 2, "09": 2, "10": 6}
 OBJECTIVES = re.compile(r"You will be able to|After this lesson you can", re.I)

@@ -43,9 +43,11 @@ from course_lib import paths
 
 REFERENCE = Path(__file__).resolve().parent.parent / "pipeline" / "project"
 PROJECT_NAME = paths.PROJECT_NAME
-#: Lesson of the first appearance of each reference file. search.py's lesson-07 version is a plain
-#: search (no Prefect), which lesson 08 adds to the project and the learner makes a mapped flow.
-FIRST_LESSON = {"orchestrate.py": 1, "prefect.yaml": 4, "orchestrate_s3.py": 5, "search.py": 7}
+#: Lesson of the first appearance of each reference file. A file a lesson turns into Prefect code
+#: appears one lesson earlier as plain Python, which that lesson's first cell adds to the project:
+#: search.py (a plain search, made a mapped flow in lesson 08), notify.py (a plain function, made a
+#: flow that emails in lesson 09).
+FIRST_LESSON = {"orchestrate.py": 1, "prefect.yaml": 4, "orchestrate_s3.py": 5, "search.py": 7, "notify.py": 8}
 #: The git remote of the project from lesson 05 on: a bare repository on this machine.
 GIT_LESSON = 5
 BRANCH = "main"
@@ -152,9 +154,10 @@ def load_module(name: str = "orchestrate", project_dir: Path | None = None) -> M
     path = project_dir / f"{name}.py"
     if not path.is_file():
         raise ProjectError(f"{path} does not exist: write it first (or run the lesson's catch_up())")
+    # A copy of sys.modules: Prefect's background threads may import a module meanwhile.
     for module_name in [m for m, mod in list(sys.modules.items())
                         if getattr(mod, "__file__", None) and Path(mod.__file__).parent == project_dir]:
-        del sys.modules[module_name]
+        sys.modules.pop(module_name, None)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
