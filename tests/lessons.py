@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ import time
 
 from course_lib import paths
 from course_lib.services import base
-from course_lib.tooling import hygiene, runner
+from course_lib.tooling import hygiene, project, runner
 
 SERVICES_START_TIMEOUT = 300
 # Canaries: values that must never appear in what a lesson shows. The AWS pair makes lesson 05 run
@@ -122,12 +123,23 @@ def _recorded_output_problems(executed: dict, name: str) -> list[str]:
     return problems
 
 
+def _arrive_from_the_previous_lesson() -> None:
+    """No project yet: the lesson's open_project writes it as the previous lessons' solutions left it.
+
+    A worker runs whichever lessons xdist hands it, in any order: the project one of them left
+    behind is not what a learner arriving at the next lesson has.
+    """
+    for folder in (project.folder(), project.remote_dir(), project.replaced_dir()):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_and_read(lesson) -> list[str]:
     """Run ``lesson`` three ways under the teaching services; the problems a learner would see (empty: none).
 
     A failing cell raises ``AssertionError`` with the runner's account of it.
     """
     services = teaching_services()
+    _arrive_from_the_previous_lesson()
     out_dir = paths.subdir("executed")
     kernel_env = {"PREFECT_API_URL": None, **{key: str(value) for key, value in services["ports"].items()},
                   "AWS_ENDPOINT_URL_S3": services["s3"], **CANARY_ENV}

@@ -50,7 +50,7 @@ def test_the_lessons_dependencies_are_in_the_learners_lock_and_the_tools_only_in
     extras = PYPROJECT["optional-dependencies"]
     tools = {requirement_name(r) for name, group in extras.items() if name != "dev" for r in group}
     assert tools <= set(DEVELOPER)
-    assert {"pytest", "pytest-xdist", "nbval", "playwright"} <= tools - set(LEARNER)  # none of them for a learner
+    assert {"pytest", "pytest-xdist", "playwright", "myst-nb"} <= tools - set(LEARNER)  # none of them for a learner
 
 
 def test_the_dev_extra_names_every_other_extra():

@@ -157,3 +157,14 @@ def test_a_files_first_stub_starts_from_its_unmarked_lines():
     start = starting_text("prefect.yaml", project.FIRST_LESSON["prefect.yaml"])
     assert "deployments:" in start and "taxi_local_data" not in start and "set_working_directory" not in start
     assert yaml.safe_load(start)["deployments"] is None  # valid YAML, no deployment yet: the exercise writes it
+
+
+def test_load_module_is_not_shadowed_by_another_folders_orchestrate(tmp_path):
+    # A test (or a learner's earlier kernel) imported orchestrate.py from some other folder.
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, value in [(first, 1), (second, 2)]:
+        folder.mkdir()
+        (folder / "orchestrate.py").write_text(f"VALUE = {value}\n")
+        (folder / "other.py").write_text("from orchestrate import VALUE\n")
+    assert project.load_module("orchestrate", first).VALUE == 1
+    assert project.load_module("other", second).VALUE == 2  # second's own orchestrate.py

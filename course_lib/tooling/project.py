@@ -155,8 +155,11 @@ def load_module(name: str = "orchestrate", project_dir: Path | None = None) -> M
     if not path.is_file():
         raise ProjectError(f"{path} does not exist: write it first (or run the lesson's catch_up())")
     # A copy of sys.modules: Prefect's background threads may import a module meanwhile.
+    # Also any module named like a project file: another folder's orchestrate.py would shadow it.
+    project_names = {file.stem for file in project_dir.glob("*.py")}
     for module_name in [m for m, mod in list(sys.modules.items())
-                        if getattr(mod, "__file__", None) and Path(mod.__file__).parent == project_dir]:
+                        if m in project_names
+                        or (getattr(mod, "__file__", None) and Path(mod.__file__).parent == project_dir)]:
         sys.modules.pop(module_name, None)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
