@@ -168,3 +168,14 @@ def test_load_module_is_not_shadowed_by_another_folders_orchestrate(tmp_path):
         (folder / "other.py").write_text("from orchestrate import VALUE\n")
     assert project.load_module("orchestrate", first).VALUE == 1
     assert project.load_module("other", second).VALUE == 2  # second's own orchestrate.py
+
+
+def test_the_reference_module_is_the_reference_as_the_course_leaves_it(project_dir):
+    orchestrate = project.reference_module("orchestrate")
+    assert hasattr(orchestrate, "publish_report")  # lesson 06's report is in the final stage
+    assert orchestrate.main_flow.name == "main-flow"  # a Prefect flow, not the plain lesson-01 function
+    assert not hasattr(project.reference_module("orchestrate", lesson=2), "publish_report")
+    search = project.reference_module("search")  # imports orchestrate from the same folder
+    assert search.grid_search.name == "grid-search"
+    folder = project.reference_folder()
+    assert (folder / "prefect.yaml").read_text() == project.reference("prefect.yaml", project.LAST_LESSON)

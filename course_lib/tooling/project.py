@@ -48,6 +48,8 @@ PROJECT_NAME = paths.PROJECT_NAME
 #: search.py (a plain search, made a mapped flow in lesson 08), notify.py (a plain function, made a
 #: flow that emails in lesson 09).
 FIRST_LESSON = {"orchestrate.py": 1, "prefect.yaml": 4, "orchestrate_s3.py": 5, "search.py": 7, "notify.py": 8}
+#: The last lesson: the reference project as the course leaves it.
+LAST_LESSON = 10
 #: The git remote of the project from lesson 05 on: a bare repository on this machine.
 GIT_LESSON = 5
 BRANCH = "main"
@@ -176,6 +178,28 @@ def load_module(name: str = "orchestrate", project_dir: Path | None = None) -> M
 
 
 # -- git: the project's own repository, from lesson 05 on -------------------------------------
+def reference_module(name: str = "orchestrate", lesson: int = LAST_LESSON) -> ModuleType:
+    """The reference project's ``name`` as ``lesson`` leaves it, imported.
+
+    For the course's own tooling (the pictures, the bench, the services' tests): they run the
+    pipeline the learner writes, from its one source. The files are rendered into
+    ``<workdir>/reference-project/lessonNN/`` (see :func:`reference_folder`).
+    """
+    return load_module(name, reference_folder(lesson))
+
+
+def reference_folder(lesson: int = LAST_LESSON) -> Path:
+    """A folder holding every reference file as ``lesson`` leaves it (rewritten only when changed)."""
+    folder = paths.subdir("reference-project") / f"lesson{lesson:02d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in reference_files(lesson):
+        text = reference(name, lesson)
+        target = folder / name
+        if not target.is_file() or target.read_text() != text:
+            _write_atomically(target, text)
+    return folder
+
+
 def remote_dir() -> Path:
     """The bare repository that plays the project's remote (GitHub in the 2023 course)."""
     return paths.subdir("git") / f"{PROJECT_NAME}.git"
