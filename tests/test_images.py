@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_lib.tooling import images
+from course_lib.tooling import images, project
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_BYTES = 400_000          # pictures are committed: keep them small
@@ -54,6 +55,43 @@ def test_diagrams_are_all_drawn_as_readable_pngs(tmp_path):
     for name, path in made.items():
         assert path == tmp_path / f"{name}.png" and " " not in path.name
         check_png(path, (1600, 1600), (900, 900))
+
+
+def _diagram_text(name: str) -> str:
+    fig = images.DIAGRAMS[name]()
+    try:
+        return "\n".join(text.get_text() for text in fig.axes[0].texts)
+    finally:
+        images._plt().close(fig)
+
+
+def test_ml_pipeline_is_the_learners_orchestrate_as_the_course_leaves_it():
+    """The lesson-01 picture names what the reference orchestrate.py (final stage) has: no other pipeline."""
+    source = project.reference("orchestrate.py", project.LAST_LESSON)
+    text = _diagram_text("ml_pipeline")
+    parameters = re.findall(r"(\w+):", re.search(r"def main_flow\((.*?)\) ->", source, re.S)[1])
+    assert f"main_flow({', '.join(parameters)})" in text
+    functions = re.findall(r"^def (\w+)\(", source, re.M)
+    assert functions == ["read_data", "add_features", "train_best_model", "publish_report", "main_flow"]
+    for function in functions[:-1]:
+        assert f"@task {function}" in text, function
+    names = re.findall(r'@task\(name="([^"]+)"', source)
+    assert len(names) == 4
+    for name in names:
+        assert f'"{name}"' in text, name
+    retries, delays = re.search(r"retries=(\d+), retry_delay_seconds=(\[[^\]]*\])", source).groups()
+    assert f"retries={retries}, retry_delay_seconds={delays}" in text
+    keys = re.findall(r'key="([^"]+)"', source)
+    assert images.REPORT_KEY in keys and len(keys) == 2
+    for key in keys:
+        assert key in text, key
+    assert "persist_result=True" in source and "persist_result=True" in text
+    assert "course_lib.pipeline" not in text
+
+
+def test_no_diagram_says_the_course_tracks_with_mlflow():
+    for name in images.DIAGRAMS:
+        assert "mlflow" not in _diagram_text(name).lower(), name
 
 
 def test_diagrams_are_reproducible(tmp_path):
@@ -105,12 +143,13 @@ def test_every_screenshot_shows_the_real_data(screenshots):
     _, data = screenshots
     scene, shots = data["scene"], data["shots"]
     assert len(scene["run_names"]) == 2
+    assert scene["artifact_key"] == "duration-model-report"  # the reference project's key (lesson 06)
     wanted = {
         "ui_flow_runs": ["main-flow", *scene["run_names"], "Completed"],
         "ui_flow_run": [scene["run_names"][-1], "main-flow", "validation RMSE", "Finished in state Completed"],
         "ui_blocks": ["taxi-aws-creds", "taxi-s3-bucket", "AWS Credentials", "S3 Bucket"],
         "ui_work_pool": ["local-pool", scene["worker"], "Online"],
-        "ui_artifact": ["duration-model-report", "Trip-duration model report", "Validation RMSE (minutes)"],
+        "ui_artifact": ["duration-model-report", "RMSE report", "Validation RMSE (minutes)"],
     }
     for name, texts in wanted.items():
         seen = shots[name]["text"]

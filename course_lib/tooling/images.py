@@ -5,9 +5,10 @@ Two kinds of picture:
 * **diagrams** (matplotlib boxes and arrows, 1600x900 PNG): every picture the 2023 lesson
   notes show, redrawn for Prefect 3.9 (see :data:`DIAGRAMS`);
 * **screenshots of the real Prefect UI** (see :data:`SCREENSHOTS`): a real local server with
-  the UI (its own ``COURSE_WORKDIR`` under ``build/images-work``), two real runs of
-  :func:`course_lib.pipeline.flows.main_flow` on synthetic data, a work pool with a worker ONLINE, and
-  the ``AwsCredentials`` + ``S3Bucket`` blocks; then headless Chromium (Debian's ``chromium``
+  the UI (its own ``COURSE_WORKDIR`` under ``build/images-work``), two real runs of the learner's
+  flow as the course leaves it (``main_flow`` of the reference project's ``orchestrate.py``,
+  :func:`course_lib.tooling.project.reference_module`) on synthetic data, a work pool with a worker
+  ONLINE, and the ``AwsCredentials`` + ``S3Bucket`` blocks; then headless Chromium (Debian's ``chromium``
   package, driven by Playwright from PyPI) opens each page, waits for the real content (the
   flow run's, block's, worker's or artifact's name) and takes the screenshot.
 
@@ -84,7 +85,7 @@ KINDS = {
     "worker": ("#0d9488", "#ccfbf1"),    # work pools, workers, execution
     "code": ("#7c3aed", "#ede9fe"),      # code, prefect.yaml, deployments
     "data": ("#059669", "#d1fae5"),      # data files, buckets
-    "ml": ("#d97706", "#fef3c7"),        # training, MLflow, models
+    "ml": ("#d97706", "#fef3c7"),        # training, models, experiment tracking
     "block": ("#db2777", "#fce7f3"),     # blocks (configuration, credentials)
     "cloud": ("#0284c7", "#e0f2fe"),     # Prefect Cloud, AWS
     "neutral": ("#6b7280", "#f3f4f6"),   # machines, people, notes
@@ -235,49 +236,56 @@ def _badge(ax, x, y, text, kind="prefect", size=12):
 
 
 def ml_pipeline():
+    # What it draws is the reference project's orchestrate.py as the course leaves it
+    # (course_lib/pipeline/project/orchestrate.py, lessons 02-06): its flow, its tasks' names and
+    # retries, its report artifacts. Keep the two in step.
     fig, ax = _canvas("Machine learning pipeline",
-                      "The course's training pipeline: each step is a Prefect task, the whole is one flow "
-                      "(course_lib.pipeline.flows.main_flow)")
-    _container(ax, 0.4, 2.35, 15.2, 5.05, "@flow  main_flow(train_path, val_path, mode, num_boost_round)",
-               kind="prefect", label_size=15)
+                      "Your orchestrate.py as the course leaves it (lessons 02–06): each step is a Prefect task, "
+                      "the whole is one flow")
+    _container(ax, 0.4, 2.3, 15.2, 5.15, "@flow  main_flow(train_month, val_month, source, mode, num_boost_round)",
+               kind="prefect", label_size=15, sublabel="persist_result=True")
     steps = [
-        ("1  Download data", ["NYC TLC green taxi", "2023-01 → training", "2023-02 → validation"], "data",
-         "read_data ×2"),
-        ("2  Transform", ["duration in minutes", "keep 1–60 min trips", "location IDs → str"], "data",
-         "read_data ×2"),
-        ("3  Prepare features", ["PU_DO = PU + \"_\" + DO", "+ trip_distance", "fit on training month"], "task",
-         "add_features"),
-        ("4  Train & track", ["XGBoost regressor,", "validation RMSE;", "logged to MLflow"], "ml",
-         "train_best_model"),
-        ("5  Report", ["markdown report +", "RMSE history table", "as Prefect artifacts"], "prefect",
-         "publish_reports"),
+        ("1  Read data", ["one month of trips:", "a file in work/data,", "else download, else", "synthetic (source)"],
+         "data"),
+        ("2  Transform", ["duration in minutes", "keep 1–60 min trips", "PU_DO = PU + \"_\" + DO"], "data"),
+        ("3  Features", ["PU_DO, trip_distance", "fitted on the", "training month (mode)"], "task"),
+        ("4  Train", ["xgboost, early stopping", "on the validation month", "→ validation RMSE"], "ml"),
+        ("5  Report", ["markdown: RMSE report", "table: trips per month", "(Prefect artifacts,", "lesson 06)"],
+         "prefect"),
     ]
-    w, h, gap, x0, y0 = 2.62, 2.45, 0.42, 0.75, 4.05
-    for i, (title, lines, kind, task_name) in enumerate(steps):
+    w, h, gap, x0, y0 = 2.62, 2.3, 0.42, 0.75, 4.3
+    for i, (title, lines, kind) in enumerate(steps):
         x = x0 + i * (w + gap)
         _box(ax, x, y0, w, h, title, lines, kind=kind, title_size=15, body_size=12.5)
         if i < len(steps) - 1:
             _arrow(ax, (x + w, y0 + h / 2), (x + w + gap, y0 + h / 2), color=INK)
-    # which task does what: brackets under the boxes
-    spans = [(0, 1, "@task read_data  (one call per month)"), (2, 2, "@task add_features"),
-             (3, 3, "@task train_best_model"), (4, 4, "@task publish_reports")]
-    for first, last, label in spans:
+    # which task does what: brackets under the boxes, the function and the task's name
+    spans = [(0, 1, "@task read_data  (one call per month)", "\"Read a month of trips\": runs read-2023-01, read-2023-02"),
+             (2, 2, "@task add_features", "\"Build features\""),
+             (3, 3, "@task train_best_model", "\"Train xgboost\""),
+             (4, 4, "@task publish_report", "\"Publish the report\"")]
+    tc = KINDS["task"][0]
+    for first, last, function, name in spans:
         xa = x0 + first * (w + gap) + 0.1
         xb = x0 + last * (w + gap) + w - 0.1
-        ax.plot([xa, xa, xb, xb], [3.8, 3.6, 3.6, 3.8], color=KINDS["task"][0], lw=2, zorder=3)
-        _note(ax, (xa + xb) / 2, 3.2, label, size=12.5, color=KINDS["task"][0], ha="center", family=MONO)
-    _note(ax, 0.75, 2.75, "A failing download is retried (retries=3); bad input fails at once with its message.",
-          size=12.5)
-    # outputs below the flow
-    _note(ax, 0.5, 1.4, "Every task run and the flow run get a state,", size=13, color=INK)
-    _note(ax, 0.5, 1.0, "logs and a duration in the Prefect UI.", size=13, color=INK)
-    c4, c5 = x0 + 3 * (w + gap) + w / 2, x0 + 4 * (w + gap) + w / 2
-    _box(ax, 7.3, 0.4, 4.75, 1.4, "MLflow tracking store", ["work/mlflow · nyc-taxi-experiment"],
-         kind="ml", title_size=14, body_size=12)
-    _box(ax, 12.45, 0.4, 3.15, 1.4, "Prefect server", ["runs, logs, artifacts"],
-         kind="prefect", title_size=14, body_size=12)
-    _arrow(ax, (c4, 2.35), (c4, 1.8), color=KINDS["ml"][0], shrink=1)
-    _arrow(ax, (c5, 2.35), (c5, 1.8), color=KINDS["prefect"][0], shrink=1)
+        ax.plot([xa, xa, xb, xb], [4.1, 3.9, 3.9, 4.1], color=tc, lw=2, zorder=3)
+        _note(ax, (xa + xb) / 2, 3.58, function, size=12.5, color=tc, ha="center", family=MONO)
+        _note(ax, (xa + xb) / 2, 3.22, name, size=12, color=INK, ha="center")
+    _note(ax, 0.75, 2.7, "A failing read (a download, a file) is tried again twice: retries=2, "
+                         "retry_delay_seconds=[1, 5] (after 1 s, then after 5 s).", size=12.5)
+    # around the flow: the data it reads, the server it reports to
+    c1, c5 = x0 + w / 2, x0 + 4 * (w + gap) + w / 2
+    _box(ax, 0.4, 0.35, 4.1, 1.45, "work/data · parquet months", ["green_tripdata_2023-01.parquet", "green_tripdata_2023-02.parquet"],
+         kind="data", title_size=14, body_size=12, mono_body=True)
+    _arrow(ax, (c1, 1.8), (c1, 2.3), color=KINDS["data"][0], shrink=1)
+    _note(ax, 4.9, 1.4, "Every task run and the flow run get a state,", size=13, color=INK)
+    _note(ax, 4.9, 1.0, "logs and a duration in the Prefect UI; the flow", size=13, color=INK)
+    _note(ax, 4.9, 0.6, "returns the RMSE, persisted for any caller.", size=13, color=INK)
+    _box(ax, 10.45, 0.35, 5.15, 1.45, "Prefect server", ["flow and task runs, states, logs;",
+                                                         "artifacts duration-model-report",
+                                                         "and duration-model-data"],
+         kind="prefect", title_size=14, body_size=11.5)
+    _arrow(ax, (c5, 2.3), (c5, 1.8), color=KINDS["prefect"][0], shrink=1)
     return fig
 
 
@@ -290,7 +298,7 @@ def mlops_workflow():
         ("Clean", ["durations,", "filter outliers"], "data"),
         ("Features", ["PU_DO,", "trip_distance"], "task"),
         ("Train", ["XGBoost,", "evaluate RMSE"], "ml"),
-        ("Track", ["MLflow runs,", "model registry"], "ml"),
+        ("Track", ["runs, metrics,", "model registry"], "ml"),
         ("Deploy", ["serve the", "best model"], "code"),
     ]
     w, h, gap, x0, y0 = 2.05, 1.75, 0.5, 0.55, 5.2
@@ -422,7 +430,7 @@ def development_environment():
                       "Lesson 04: code, Prefect server, worker and data all live on your laptop")
     _container(ax, 0.4, 0.4, 15.2, 7.1, "your machine  (127.0.0.1)", kind="neutral", label_size=16)
     _box(ax, 0.9, 4.1, 4.0, 2.75, "Code", ["orchestrate.py  (@flow main_flow)", "prefect.yaml  (deployments)",
-                                           "course_lib/  (tasks)"], kind="code", title_size=17, body_size=12.5)
+                                           "course_lib/ml  (data, xgboost)"], kind="code", title_size=17, body_size=12.5)
     _box(ax, 6.0, 4.1, 4.0, 2.75, "Prefect server", ["prefect server start", "API + UI :4200", "SQLite in PREFECT_HOME"],
          kind="prefect", title_size=17, body_size=12.5)
     _box(ax, 11.1, 4.1, 4.0, 2.75, "Browser", ["http://127.0.0.1:4200", "runs, logs, blocks,", "work pools, artifacts"],
@@ -431,8 +439,8 @@ def development_environment():
          kind="worker", title_size=17, body_size=12.5)
     _box(ax, 0.9, 0.8, 4.0, 2.4, "Data", ["work/data/", "green_tripdata_2023-01.parquet",
                                           "green_tripdata_2023-02.parquet"], kind="data", title_size=17, body_size=12)
-    _box(ax, 11.1, 0.8, 4.0, 2.4, "MLflow store", ["work/mlflow/mlflow.db", "runs, metrics, models"], kind="ml",
-         title_size=17, body_size=12.5)
+    _box(ax, 11.1, 0.8, 4.0, 2.4, "Results", ["PREFECT_HOME/storage", "each run's returned RMSE",
+                                              "(persist_result=True)"], kind="data", title_size=17, body_size=12.5)
     pc, wc, cc, dc = (KINDS[k][0] for k in ("prefect", "worker", "code", "data"))
     _arrow(ax, (4.9, 5.75), (6.0, 5.75), color=cc, label="prefect deploy", mono_label=True,
            label_offset=(0, 0.32), label_size=11.5)
@@ -442,7 +450,7 @@ def development_environment():
     _arrow(ax, (6.0, 2.9), (3.6, 4.1), color=wc, shrink=2)
     _note(ax, 5.0, 3.75, "imports the flow", size=12, color=wc, ha="left")
     _arrow(ax, (6.0, 1.6), (4.9, 1.6), color=dc, label="reads", label_offset=(0, 0.3))
-    _arrow(ax, (10.0, 2.0), (11.1, 2.0), color=KINDS["ml"][0], label="logs", label_offset=(0, 0.3))
+    _arrow(ax, (10.0, 2.0), (11.1, 2.0), color=dc, label="writes", label_offset=(0, 0.3))
     return fig
 
 
@@ -681,6 +689,9 @@ CHROMIUM_FLAGS = [
 POOL = "local-pool"
 WORKER_NAME = "local-pool-worker"
 FLOW_RUNS = 2
+#: The key of the markdown report the runs publish: the reference project's key (its orchestrate.py's
+#: publish_report, lesson 06; course_lib/pipeline/project/orchestrate.py).
+REPORT_KEY = "duration-model-report"
 WAIT_MS = 60_000  # longest wait for a page's real content
 _MARKER = ".course-images-workdir"
 _BLOCK_ICON_SVG = (
@@ -757,7 +768,6 @@ def _isolated_environment(workdir: Path) -> Iterator[None]:
         "PREFECT_API_AUTH_STRING": None,
         "PREFECT_PROFILE": None,
         "COURSE_PREFECT_PORT": None,
-        "MLFLOW_TRACKING_URI": None,
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
         "PREFECT_LOGGING_COLORS": "false",
     }
@@ -791,9 +801,13 @@ def _save_blocks(endpoint) -> tuple[str, str]:
 
 
 def _make_scene(stack: contextlib.ExitStack, result: BuildResult) -> dict:
-    """Start the services and produce the real data the screenshots show; returns names, ids and the UI URL."""
-    from course_lib.pipeline import reports
+    """Start the services and produce the real data the screenshots show; returns names, ids and the UI URL.
+
+    The runs are the learner's flow as the course leaves it: ``main_flow`` of the reference
+    project's ``orchestrate.py`` (its tasks, its report artifacts), imported from its one source.
+    """
     from course_lib import services
+    from course_lib.tooling import project
 
     t0 = time.monotonic()
     server = stack.enter_context(services.PrefectServer(ui=True, name="images"))
@@ -816,7 +830,7 @@ def _make_scene(stack: contextlib.ExitStack, result: BuildResult) -> dict:
     worker_thread.start()
 
     t1 = time.monotonic()
-    from course_lib.pipeline.flows import main_flow
+    main_flow = project.reference_module("orchestrate").main_flow
 
     run_ids = []
     for _ in range(FLOW_RUNS):
@@ -842,10 +856,10 @@ def _make_scene(stack: contextlib.ExitStack, result: BuildResult) -> dict:
 
     with get_client(sync_client=True) as client:
         runs = [client.read_flow_run(run_id) for run_id in run_ids]
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[reports.REPORT_KEY])))
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[REPORT_KEY])))
     latest = [a for a in artifacts if a.flow_run_id == run_ids[-1]]
     if not latest:
-        raise ImageError(f"The flow run {runs[-1].name} published no {reports.REPORT_KEY!r} artifact.")
+        raise ImageError(f"The flow run {runs[-1].name} published no {REPORT_KEY!r} artifact.")
     _drain_logs()
     result.scene = {
         "ui": server.ui_url,
@@ -856,7 +870,7 @@ def _make_scene(stack: contextlib.ExitStack, result: BuildResult) -> dict:
         "pool": POOL,
         "worker": WORKER_NAME,
         "artifact_id": str(latest[0].id),
-        "artifact_key": reports.REPORT_KEY,
+        "artifact_key": REPORT_KEY,
     }
     result.scene.update(_automation_scene())
     result.timings["scene"] = time.monotonic() - t0
@@ -911,7 +925,7 @@ def _pages(scene: dict) -> list[tuple[str, str, list[str]]]:
         ("ui_blocks", "/v2/blocks", scene["blocks"] + ["AWS Credentials", "S3 Bucket"]),
         ("ui_work_pool", f"/v2/work-pools/work-pool/{POOL}?tab=Workers", [POOL, WORKER_NAME, "Online"]),
         ("ui_artifact", f"/v2/artifacts/artifact/{scene['artifact_id']}",
-         [scene["artifact_key"], "Trip-duration model report", "Validation RMSE"]),
+         [scene["artifact_key"], "RMSE report", "Validation RMSE (minutes)"]),
     ] + _automation_pages(scene)
 
 
