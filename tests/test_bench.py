@@ -4,10 +4,12 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 
-from course_lib.tooling.bench import _cpu_seconds, balanced_halves
+from course_lib.tooling.bench import _cpu_seconds, _task_seconds, balanced_halves
 from course_lib.services.base import stop_group
 
 
@@ -40,3 +42,19 @@ def test_cpu_seconds_counts_a_process_and_its_children():
         assert counted["this process"] > 0 and counted["gone"] == 0.0  # a missing pid counts nothing
     finally:
         stop_group(parent)
+
+
+def test_task_seconds_finds_a_task_by_its_function_not_its_display_name():
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def run(key: str, name: str, seconds: float | None):
+        return SimpleNamespace(task_key=key, name=name, start_time=start,
+                               end_time=None if seconds is None else start + timedelta(seconds=seconds))
+
+    runs = [run("publish_report-5a1b", "Publish the report-e7c", 0.25),
+            run("read_data-9f0e", "read-2023-01", 1.0), run("read_data-9f0e", "read-2023-02", 1.5),
+            run("train_best_model-77aa", "Train xgboost-0", None)]  # still running: not counted
+    assert _task_seconds(runs, "publish_report") == 0.25
+    assert _task_seconds(runs, "read_data") == 2.5
+    assert _task_seconds(runs, "train_best_model") == 0.0
+    assert _task_seconds(runs, "Publish the report") == 0.0  # display names are free; the key is the function

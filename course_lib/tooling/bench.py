@@ -10,7 +10,9 @@ the absolute medians. Nothing here is a test: it prints, and writes build/bench.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import io
 import json
 import os
 import statistics
@@ -71,25 +73,37 @@ def bench_training() -> None:
 
 
 # ---------------------------------------------------------------- 2. orchestration overhead
-def bench_overhead() -> None:
-    from course_lib.pipeline import flows
+def _reference(name: str = "orchestrate"):
+    """The reference project's ``name`` as the course leaves it (what the learner builds), imported."""
+    from course_lib.tooling import project
 
-    def plain():
-        df_train = flows.read_data.fn("2023-01", source="synthetic")
-        df_val = flows.read_data.fn("2023-02", source="synthetic")
-        features = flows.add_features.fn(df_train, df_val)
-        return flows.train_best_model.fn(*features)[0]
+    return project.reference_module(name)
+
+
+def bench_overhead() -> None:
+    orchestrate = _reference("orchestrate")
+    months = ("2023-01", "2023-02")
+
+    def plain():  # the same steps as main_flow, as plain functions: no flow run, no task runs
+        df_train = orchestrate.read_data.fn(months[0], source="synthetic")
+        df_val = orchestrate.read_data.fn(months[1], source="synthetic")
+        X_train, X_val, y_train, y_val = orchestrate.add_features.fn(df_train, df_val)
+        rmse = orchestrate.train_best_model.fn(X_train, X_val, y_train, y_val)
+        orchestrate.publish_report.fn(*months, len(df_train), len(df_val), rmse)
+        return rmse
 
     def orchestrated():
-        return flows.main_flow("2023-01", "2023-02", source="synthetic")
+        return orchestrate.main_flow(*months, source="synthetic")
 
     # Outside a flow, Prefect warns that artifacts created there are deprecated; expected here.
     warnings.filterwarnings("ignore", message="Artifact creation outside of a flow")
-    plain()  # warm imports and the MLflow store once, for both
-    plain_s, _ = timed(plain, 3)
-    flow_s, _ = timed(orchestrated, 3)
-    record("pipeline as plain functions", plain_s, "s")
-    record("pipeline as a flow against the server", flow_s, "s")
+    with contextlib.redirect_stdout(io.StringIO()):  # train_best_model prints its RMSE each time
+        plain()  # warm imports and the data once, for both
+        plain_s, plain_rmse = timed(plain, 3)
+    flow_s, flow_rmse = timed(orchestrated, 3)
+    record("pipeline as plain functions (.fn)", plain_s, "s", detail="the reference project's orchestrate.py")
+    record("pipeline as a flow against the server (main_flow)", flow_s, "s",
+           detail=f"RMSE {flow_rmse:.5f}, plain {plain_rmse:.5f}")
     record("orchestration overhead (flow - plain)", flow_s - plain_s, "s", "<= 1.5", flow_s - plain_s <= 1.5)
 
 
@@ -132,6 +146,20 @@ def bench_imports() -> None:
 
 
 # ---------------------------------------------------------------- 4. deployments
+def deploy_reference(name: str, pool: str) -> str:
+    """The reference project's ``orchestrate.py:main_flow`` deployed to ``pool`` from its folder,
+    as lesson 04's ``taxi_local_data``: the worker's run first moves into the folder (a
+    ``set_working_directory`` pull step), then imports the entrypoint. Returns ``FLOW/DEPLOYMENT``."""
+    from prefect import Flow
+
+    from course_lib.tooling import project
+
+    main_flow = Flow.from_source(str(project.reference_folder()), "orchestrate.py:main_flow")
+    with contextlib.redirect_stdout(io.StringIO()):  # its table of deployments
+        main_flow.deploy(name, work_pool_name=pool, print_next_steps=False, ignore_warnings=True)
+    return f"{main_flow.name}/{name}"
+
+
 def bench_deployments() -> None:
     from prefect.deployments import run_deployment
 
@@ -145,22 +173,19 @@ def bench_deployments() -> None:
             cold.append(server.startup_seconds)
     record("server cold start to healthy (no UI)", statistics.median(cold), "s")
 
-    project = paths.subdir("bench-project")
-    deployments.init_project(project, show=False)
     services.ensure_work_pool("bench-pool")
     with services.Worker("bench-pool") as worker:
         record("worker start to ONLINE", worker.startup_seconds, "s")
-        deployments.prefect_cli("deploy", "orchestrate.py:main_flow", "-n", "bench", "-p", "bench-pool",
-                                cwd=project, show=False)
+        deployment = deploy_reference("bench", "bench-pool")
         seconds = []
         for _ in range(3):
             start = time.perf_counter()
-            flow_run = run_deployment("main-flow/bench", parameters={"source": "synthetic"}, timeout=0, _sync=True)
+            flow_run = run_deployment(deployment, parameters={"source": "synthetic"}, timeout=0, _sync=True)
             state = deployments.wait_for_flow_run(flow_run.id, poll_seconds=0.2)
             seconds.append(time.perf_counter() - start)
             assert state == "Completed", state
     median = statistics.median(seconds)
-    record("deployment trigger -> Completed (taxi_local_data)", median, "s", "<= 8", median <= 8,
+    record("deployment trigger -> Completed (orchestrate.py:main_flow)", median, "s", "<= 8", median <= 8,
            "runs: " + ", ".join(f"{s:.1f}" for s in seconds))
 
 
@@ -181,41 +206,30 @@ def _log_times(client, flow_run_id) -> dict[str, float]:
     return times
 
 
-def _mlflow_times(flow_run_id) -> dict[str, float]:
-    """The MLflow run the flow run wrote: its start, when the RMSE was logged (training done), its end."""
-    import mlflow
+def _of(function: str, task_run) -> bool:
+    """Whether ``task_run`` is a run of the task function ``function``: the task key starts with the
+    function's name (its display name, e.g. "Publish the report", is free)."""
+    return (task_run.task_key or "").startswith(f"{function}-")  # the key: "<function>-<hash of its code>"
 
-    from course_lib.pipeline import tracking
 
-    client = mlflow.MlflowClient(tracking_uri=tracking.tracking_uri())
-    experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
-    runs = client.search_runs([experiment.experiment_id], f"tags.prefect_flow_run_id = '{flow_run_id}'")
-    if not runs:
-        return {}
-    run = runs[0]
-    rmse = client.get_metric_history(run.info.run_id, "rmse")
-    return {"start": run.info.start_time / 1000, "trained": rmse[-1].timestamp / 1000 if rmse else float("nan"),
-            "end": run.info.end_time / 1000}
+def _task_seconds(task_runs, function: str) -> float:
+    """Seconds the finished runs of the task function ``function`` took, summed."""
+    return sum((t.end_time - t.start_time).total_seconds() for t in task_runs
+               if _of(function, t) and t.start_time and t.end_time)
+
+
+def _task_runs(client, flow_run_id) -> list:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
 
 
 def _run_parts(client, flow_run_id, triggered: float, seen: float) -> dict[str, float]:
     """Seconds of each part of one deployment run, from the server's state timestamps, the flow
-    run's log lines, its task runs and the MLflow run it wrote."""
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
+    run's log lines and its task runs."""
     states = {state.type.value: state.timestamp.timestamp() for state in client.read_flow_run_states(flow_run_id)}
-    tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    tasks = _task_runs(client, flow_run_id)
     logs = _log_times(client, flow_run_id)
-    ml = _mlflow_times(flow_run_id)
-
-    def of(function: str, task) -> bool:  # the task key starts with the function's name; run names are free
-        return (task.task_key or "").startswith(function) or task.name.startswith(function)
-
-    def task_seconds(function: str) -> float:
-        return sum((t.end_time - t.start_time).total_seconds() for t in tasks
-                   if of(function, t) and t.start_time and t.end_time)
-
-    train_task = next((t for t in tasks if of("train_best_model", t) and t.start_time), None)
     nan = float("nan")
     return {
         "total": seen - triggered,
@@ -223,24 +237,21 @@ def _run_parts(client, flow_run_id, triggered: float, seen: float) -> dict[str, 
         "process": logs.get("pull_started", nan) - states["PENDING"],
         "pull": logs.get("pull_done", nan) - logs.get("pull_started", nan),
         "flow_module": states["RUNNING"] - logs.get("pull_done", nan),  # the engine loads the flow, then Running
-        "read_and_features": task_seconds("read_data") + task_seconds("add_features"),
-        "mlflow_setup": (ml.get("start", nan) - train_task.start_time.timestamp()) if train_task else nan,
-        "training": ml.get("trained", nan) - ml.get("start", nan),
-        "mlflow_logging": ml.get("end", nan) - ml.get("trained", nan),
-        "train_task": task_seconds("train_best_model"),
-        "reports": task_seconds("publish_reports"),
+        "read_and_features": _task_seconds(tasks, "read_data") + _task_seconds(tasks, "add_features"),
+        "training": _task_seconds(tasks, "train_best_model"),
+        "report": _task_seconds(tasks, "publish_report"),
         "body": states["COMPLETED"] - states["RUNNING"],
         "seen": seen - states["COMPLETED"],
     }
 
 
 def bench_latency() -> None:
-    """`taxi_local_data` (prefect.yaml) run by a course worker: trigger -> Completed, part by part.
+    """Lesson 04's ``taxi_local_data`` (the reference project's ``orchestrate.py:main_flow``,
+    deployed from its folder) run by a course worker: trigger -> Completed, part by part.
 
     Every part is measured inside the real runs: the server's state timestamps (Scheduled ->
     Pending -> Running -> Completed; the engine proposes Running once the flow's module is
-    imported), the flow run's own log lines (the engine logs its pull steps), its task runs, and the
-    MLflow run it wrote (start, when the RMSE was logged, end).
+    imported), the flow run's own log lines (the engine logs its pull steps) and its task runs.
     """
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
@@ -248,9 +259,9 @@ def bench_latency() -> None:
     from course_lib import services
     from course_lib.tooling import deployments
 
-    pool, deployment = deployments.LOCAL_POOL, f"main-flow/{deployments.LOCAL_DEPLOYMENT}"
+    pool = deployments.LOCAL_POOL
     services.ensure_work_pool(pool)
-    deployments.prefect_cli("deploy", "--name", deployments.LOCAL_DEPLOYMENT, cwd=paths.REPO_ROOT, show=False)
+    deployment = deploy_reference(deployments.LOCAL_DEPLOYMENT, pool)
     parameters = {"source": "synthetic", "num_boost_round": 10}
     runs: list[dict[str, float]] = []
     with services.Worker(pool) as worker, get_client(sync_client=True) as client:
@@ -268,7 +279,7 @@ def bench_latency() -> None:
         values = [run[key] for run in runs if run[key] == run[key]]  # NaN: the mark was not found
         return statistics.median(values) if values else float("nan")
 
-    body_other = median("body") - median("read_and_features") - median("train_task") - median("reports")
+    body_other = median("body") - median("read_and_features") - median("training") - median("report")
     total = median("total")
     parts = [
         ("waiting for the worker's poll", median("poll"),
@@ -277,21 +288,19 @@ def bench_latency() -> None:
          "Pending -> the engine's first log line: a new Python process and Prefect's own import"),
         ("pull step (set_working_directory)", median("pull"), ""),
         ("importing the flow's module", median("flow_module"),
-         "pandas + xgboost (which imports scikit-learn and scipy) + course_lib: all used by the run"),
-        ("flow body: read data + features", median("read_and_features"), ""),
-        ("flow body: import mlflow + set up the store", median("mlflow_setup"), "start of train_best_model"),
-        ("flow body: training (xgboost)", median("training"), ""),
-        ("flow body: MLflow logging (params, artifact, model)", median("mlflow_logging"),
-         "mlflow.xgboost.log_model writes the model, its MLmodel file and environment files"),
-        ("flow body: reports (artifacts)", median("reports"), ""),
+         "orchestrate.py: pandas, xgboost, scikit-learn (course_lib.ml), all used by the run"),
+        ("flow body: read data + features", median("read_and_features"), "tasks read_data x 2, add_features"),
+        ("flow body: training (xgboost)", median("training"), "task train_best_model, 10 rounds"),
+        ("flow body: report (artifacts)", median("report"), 'task publish_report ("Publish the report")'),
         ("flow body: other (engine, task and result bookkeeping)", body_other, ""),
         ("Completed -> seen by the caller", median("seen"), "the caller polls every 0.1 s"),
     ]
     for name, value, detail in parts:
         record(f"latency: {name}", value, "s", detail=detail)
     largest = max((part for part in parts if part[1] == part[1]), key=lambda part: part[1])
-    record("deployment trigger -> Completed (taxi_local_data, median)", total, "s", f"<= {LATENCY_TARGET_S:g}",
-           total <= LATENCY_TARGET_S, f"{len(runs)} runs: " + ", ".join(f"{run['total']:.1f}" for run in runs)
+    record(f"deployment trigger -> Completed ({deployments.LOCAL_DEPLOYMENT}, median)", total, "s",
+           f"<= {LATENCY_TARGET_S:g}", total <= LATENCY_TARGET_S,
+           f"{len(runs)} runs: " + ", ".join(f"{run['total']:.1f}" for run in runs)
            + f"; largest part: {largest[0]} ({largest[1]:.1f} s)")
 
 
@@ -324,23 +333,34 @@ def bench_setup() -> None:
 
 # ---------------------------------------------------------------- 7. scale-out (lesson 08)
 SCALEOUT_PAIRS = 3
+#: Boosting rounds of every training here, in the search and in plain xgboost alike: twice the
+#: fast model's 25, so that the trainings, not the per-task overhead, fill the search.
+SCALEOUT_ROUNDS = 50
 
 
 def bench_scaleout() -> None:
-    """The search on a 2-worker Dask cluster vs the same search sequential, next to the same
-    trainings in two plain processes (what the cores deliver) and where the CPU went; Dask's
-    overhead on a trivial map."""
+    """The reference project's ``search.grid_search`` on a 2-worker Dask cluster vs the same search
+    sequential, next to the same trainings in two plain processes (what the cores deliver) and
+    where the CPU went; Dask's overhead on a trivial map."""
     from course_lib import services
+    from course_lib.tooling import project
 
     source = _search_source()  # before the workers start: they inherit COURSE_DATA_DIR
+    folder = str(project.reference_folder())
+    search = _reference("search")
     own_server = None if os.environ.get("PREFECT_API_URL") else services.PrefectServer(name="bench-scaleout").start()
     try:
-        with services.DaskCluster(n_workers=2, preload=["course_lib.pipeline.search"], name="bench") as cluster:
+        # The workers unpickle the tasks by module name (orchestrate, search), as in lesson 08:
+        # the project folder on their PYTHONPATH, search.py imported at their start.
+        pythonpath = os.pathsep.join(filter(None, [folder, os.environ.get("PYTHONPATH")]))
+        with services.temporary_env({"PYTHONPATH": pythonpath}):
+            cluster = services.DaskCluster(n_workers=2, preload=["search"], name="bench").start()
+        with cluster:
             processes = {"Dask workers": [worker.pid for worker in cluster.workers], "Dask scheduler": [cluster.pid],
                          "this process (the flow)": [os.getpid()]}
             if own_server is not None:
                 processes["Prefect server"] = [own_server.pid]
-            _bench_search_on_dask(cluster.address, source, processes)
+            _bench_search_on_dask(search, cluster.address, source, processes)
             _bench_dask_overhead(cluster.address)
     finally:
         if own_server is not None:
@@ -377,56 +397,83 @@ def _cpu_seconds(processes: dict[str, list[int]]) -> dict[str, float]:
     return totals
 
 
-def _bench_search_on_dask(address: str, source: str, processes: dict[str, list[int]]) -> None:
+def _training_task_seconds(flow_run_ids: list, trainings: int, timeout: float = 30) -> float:
+    """Seconds of the ``train_best_model`` task runs of these flow runs, summed, from the server
+    (task runs report their states as events: wait until each flow run has ``trainings`` finished)."""
+    from prefect.client.orchestration import get_client
+
+    total = 0.0
+    with get_client(sync_client=True) as client:
+        for flow_run_id in flow_run_ids:
+            deadline = time.monotonic() + timeout
+            while True:
+                runs = [run for run in _task_runs(client, flow_run_id)
+                        if _of("train_best_model", run) and run.start_time and run.end_time]
+                if len(runs) >= trainings or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            if len(runs) < trainings:
+                raise RuntimeError(f"flow run {flow_run_id}: {len(runs)} of {trainings} training task runs "
+                                   f"finished on the server after {timeout:g} s")
+            total += _task_seconds(runs, "train_best_model")
+    return total
+
+
+def _bench_search_on_dask(search, address: str, source: str, processes: dict[str, list[int]]) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     from prefect.task_runners import ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
-    from course_lib.pipeline import search
+    grid = list(search.GRID)
+    sequential = search.grid_search.with_options(task_runner=ThreadPoolTaskRunner(max_workers=1))
+    on_dask = search.grid_search.with_options(task_runner=DaskTaskRunner(address=address))
 
-    sequential = search.hyperparameter_search.with_options(task_runner=ThreadPoolTaskRunner(max_workers=1))
-    on_dask = search.hyperparameter_search.with_options(task_runner=DaskTaskRunner(address=address))
+    def run(flow, configs=None) -> tuple[list[dict], object]:  # (rows best first, flow run id)
+        state = flow(grid=configs, source=source, num_boost_round=SCALEOUT_ROUNDS, return_state=True)
+        return state.result(), state.state_details.flow_run_id
+
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as plain_pool:
-        for flow in (sequential, on_dask):  # warm: imports, MLflow store, the workers' first task, Dask's
-            flow(grid=search.GRID[:2], source=source)  # estimate of a training's duration (full rounds)
-        _plain_spans(plain_pool, source, search.GRID[:2], [1.0, 1.0])  # warm: imports, data in both processes
+        for flow in (sequential, on_dask):  # warm: imports, data, the workers' first task
+            run(flow, grid[:2])
+        _plain_spans(plain_pool, source, grid[:2])  # warm: imports, data in both processes
         # Interleaved rounds, so a slow minute of a shared machine falls on every side alike; the
         # plain trainings measure what the two cores deliver in the same minutes.
         times = {"sequential": [], "dask": [], "plain 1": [], "plain 2": []}
         cpu_used = {group: 0.0 for group in processes}  # during the Dask searches, summed
-        xgboost_seconds = 0.0
+        dask_runs = []
         for _ in range(SCALEOUT_PAIRS):
-            seconds, sequential_result = timed(lambda: sequential(source=source), 1)
+            seconds, (sequential_rows, _) = timed(lambda: run(sequential), 1)
             times["sequential"].append(seconds)
             before = _cpu_seconds(processes)
-            seconds, dask_result = timed(lambda: on_dask(source=source), 1)
+            seconds, (dask_rows, flow_run_id) = timed(lambda: run(on_dask), 1)
             after = _cpu_seconds(processes)
             times["dask"].append(seconds)
+            dask_runs.append(flow_run_id)
             for group in processes:
                 cpu_used[group] += after[group] - before[group]
-            xgboost_seconds += sum(row["train_seconds"] for row in dask_result["rows"])
-            seconds_of = {_config_key(row): row["train_seconds"] for row in sequential_result["rows"]}
-            one, two = _plain_spans(plain_pool, source, search.GRID,
-                                    [seconds_of[_config_key(config)] for config in search.GRID])
+            one, two, plain_rmses = _plain_spans(plain_pool, source, grid)
             times["plain 1"].append(one)
             times["plain 2"].append(two)
+    xgboost_seconds = _training_task_seconds(dask_runs, len(grid))
     median = {side: statistics.median(values) for side, values in times.items()}
     speedup = sum(times["sequential"]) / sum(times["dask"])
     cores_deliver = sum(times["plain 1"]) / sum(times["plain 2"])
-    same = sequential_result["best"]["rmse"] == dask_result["best"]["rmse"]
-    record(f"search, {len(search.GRID)} configs x {search.SEARCH_ROUNDS} rounds: sequential", median["sequential"],
-           "s", detail=f"{source} data, median of {SCALEOUT_PAIRS}")
+    best = {"sequential": sequential_rows[0]["rmse"], "dask": dask_rows[0]["rmse"], "plain": min(plain_rmses)}
+    record(f"search, {len(grid)} configs x {SCALEOUT_ROUNDS} rounds: sequential", median["sequential"],
+           "s", detail=f"reference search.grid_search, 1 thread; {source} data, median of {SCALEOUT_PAIRS}")
     record("search on Dask, 2 workers x 1 thread", median["dask"], "s", detail=f"median of {SCALEOUT_PAIRS}")
     record("search speed-up (sequential / Dask 2 workers)", speedup, "x", ">= 1.6", speedup >= 1.6,
            f"total of {SCALEOUT_PAIRS} runs each")
-    record("best RMSE: Dask - sequential", dask_result["best"]["rmse"] - sequential_result["best"]["rmse"], "min",
-           "== 0", same, f"best {dask_result['best']['rmse']:.5f}")
+    record("best RMSE: Dask - sequential", best["dask"] - best["sequential"], "min", "== 0",
+           best["dask"] == best["sequential"] == best["plain"],
+           f"best {best['dask']:.5f}; plain xgboost {best['plain']:.5f}")
     record("plain xgboost, the same trainings: 1 process", median["plain 1"], "s",
-           detail=f"no Prefect, no Dask; median of {SCALEOUT_PAIRS}, each right after a Dask search")
+           detail=f"the same GRID and rounds, no Prefect, no Dask; median of {SCALEOUT_PAIRS}, "
+                  "each right after a Dask search")
     record("plain xgboost, the same trainings: 2 processes", median["plain 2"], "s",
-           detail="split by the sequential search's training times")
+           detail="split by the 1-process run's training times")
     record("plain xgboost speed-up: what the 2 cores delivered", cores_deliver, "x", detail="total of each")
     record("search speed-up / plain speed-up", speedup / cores_deliver, "x",
            detail="the share of the cores' speed-up the search on Dask kept")
@@ -435,8 +482,9 @@ def _bench_search_on_dask(address: str, source: str, processes: dict[str, list[i
     cores = os.cpu_count() or 1
     dask_cpu = {group: seconds / SCALEOUT_PAIRS for group, seconds in cpu_used.items()}  # per search
     total_cpu = sum(dask_cpu.values())
-    record("during a Dask search: seconds in xgboost, both workers", xgboost_seconds / SCALEOUT_PAIRS, "s",
-           detail="the trainings' own wall seconds, one thread each (a busy core stretches them); mean of the runs")
+    record("during a Dask search: seconds in the training task runs", xgboost_seconds / SCALEOUT_PAIRS, "s",
+           detail="train_best_model task runs on both workers, one thread each, from the server "
+                  "(a busy core stretches them); mean of the runs")
     for group, seconds in dask_cpu.items():
         record(f"CPU during a Dask search: {group}", seconds, "s",
                detail="xgboost included" if group == "Dask workers" else "mean of the runs")
@@ -444,23 +492,23 @@ def _bench_search_on_dask(address: str, source: str, processes: dict[str, list[i
            detail=f"sequential {median['sequential']:.1f} s / ({total_cpu:.1f} CPU-s / {cores} cores)")
 
 
-def _plain_trainings(configs: list[dict], source: str) -> tuple[float, float, int]:
-    """In a pool process: train ``configs`` with plain xgboost; (start, end) of the trainings (epoch s), pid."""
+def _plain_trainings(configs: list[dict], source: str) -> tuple[float, float, int, list[float], list[float]]:
+    """In a pool process: train ``configs`` with plain xgboost as the reference ``train_best_model``
+    does (fast mode, one thread, ``params=config``), :data:`SCALEOUT_ROUNDS` rounds.
+
+    Returns (start, end) of the trainings (epoch s), the pid, each training's seconds and RMSE."""
     from course_lib.ml import training
-    from course_lib.pipeline import search
 
     X_train, X_val, y_train, y_val = _plain_features(source)
     start = time.time()
+    seconds, rmses = [], []
     for config in configs:
-        training.train_booster(X_train, y_train, X_val, y_val, mode="fast", num_boost_round=search.SEARCH_ROUNDS,
-                               params={**config, "nthread": 1})
-    return start, time.time(), os.getpid()
-
-
-def _config_key(row: dict) -> tuple:
-    from course_lib.pipeline import search
-
-    return tuple((name, row[name]) for name in search.SEARCHABLE if name in row)
+        began = time.perf_counter()
+        _booster, rmse = training.train_booster(X_train, y_train, X_val, y_val, mode="fast",
+                                                num_boost_round=SCALEOUT_ROUNDS, params=config)
+        seconds.append(time.perf_counter() - began)
+        rmses.append(rmse)
+    return start, time.time(), os.getpid(), seconds, rmses
 
 
 @functools.lru_cache(maxsize=None)
@@ -484,14 +532,15 @@ def balanced_halves(items: list, seconds: list[float]) -> tuple[list, list]:
     return halves
 
 
-def _plain_spans(pool, source: str, configs: list[dict], seconds: list[float]) -> tuple[float, float]:
-    """Seconds for ``configs`` in one pool process, then split over both by :func:`balanced_halves`."""
+def _plain_spans(pool, source: str, configs: list[dict]) -> tuple[float, float, list[float]]:
+    """Seconds for ``configs`` in one pool process, then split over both by :func:`balanced_halves`
+    (by that run's training times); and the RMSEs of the one-process run."""
     one = pool.submit(_plain_trainings, configs, source).result()
-    halves = balanced_halves(configs, seconds)
+    halves = balanced_halves(configs, one[3])
     two = [future.result() for future in [pool.submit(_plain_trainings, half, source) for half in halves]]
     if two[0][2] == two[1][2]:  # the pool gave both halves to one process: that is no parallel run
         raise RuntimeError("the bench's process pool ran both halves in one process; run it again")
-    return one[1] - one[0], max(end for _, end, _ in two) - min(start for start, _, _ in two)
+    return one[1] - one[0], max(run[1] for run in two) - min(run[0] for run in two), one[4]
 
 
 def _bench_dask_overhead(address: str) -> None:
