@@ -81,11 +81,11 @@ lab: setup
 	$(BIN)/python -m course_lib.tooling.instructor lab
 
 # The instructor's session: Prefect server + UI on 127.0.0.1:4200, a worker for local-pool, the
-# S3 endpoint and the MLflow UI in the foreground; lessons reuse them; Ctrl-C stops them all.
+# S3 endpoint in the foreground; lessons reuse them; Ctrl-C stops them all.
 services: setup
 	$(BIN)/python -m course_lib.tooling.instructor services
 
-# Remove the course's state (server database, blocks, MLflow runs, models, lesson projects),
+# Remove the course's state (server database, blocks, models, your project),
 # keep the downloaded data. Asks first; `make reset FORCE=1` does not.
 reset: setup
 	$(BIN)/python -m course_lib.tooling.instructor reset $(if $(filter 1,$(FORCE)),--yes)

@@ -29,7 +29,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent
 # Tests write into their own working folder, never into the learner's work/. Under
 # pytest-xdist (`make test` runs two workers) each worker gets its own: its own server database,
-# lesson projects, MLflow store and data, so the two never touch each other's files.
+# lesson projects and data, so the two never touch each other's files.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 _TEST_WORK = Path(os.environ.get("COURSE_TEST_WORKDIR") or os.environ.get("COURSE_WORKDIR") or ROOT / "build" / "test-work")
 os.environ["COURSE_TEST_WORKDIR"] = str(_TEST_WORK)  # the workers inherit the base, not the controller's choice

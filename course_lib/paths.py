@@ -1,7 +1,7 @@
 """Where the course reads and writes files, and how it writes them.
 
 Everything the course writes while running (downloaded data, models, the
-MLflow store, service state) goes under one git-ignored working folder,
+learner's project, service state) goes under one git-ignored working folder,
 ``work/`` at the repository root unless ``COURSE_WORKDIR`` says otherwise.
 Files that a reader may open while they are written (a month, a model) are
 written with :func:`atomic_write`: a temporary file beside the target, then a rename.

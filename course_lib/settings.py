@@ -111,7 +111,7 @@ class CourseSettings(BaseSettings):
 
     # -- where things are
     workdir: Folder | None = _setting(
-        None, "the course's working folder: downloaded data, models, MLflow runs, service state",
+        None, "the course's working folder: downloaded data, models, your project, service state",
         shown="work/ in the repository")
     data_dir: Folder | None = _setting(
         None, "where TLC month files are looked for and downloaded to", shown="data/ in COURSE_WORKDIR")
@@ -128,8 +128,6 @@ class CourseSettings(BaseSettings):
     prefect_start_timeout: Seconds = _setting(180.0, "seconds to wait for a Prefect server to be healthy")
     # -- the instructor's services
     s3_port: Port = _setting(9000, "port of the S3 endpoint of make services", audience="instructor")
-    mlflow_port: Port = _setting(5001, "port of the MLflow UI (make services) and of the MLflow links lessons print",
-                                 audience="instructor")
     # -- Dask (lesson 08)
     dask_address: DaskAddress | None = _setting(
         None, "an existing Dask scheduler for lesson 08 instead of the cluster it starts",

@@ -5,7 +5,7 @@
 `make test` hands lessons to its xdist workers one by one, as it hands out test files.
 
 Each xdist worker starts the instructor's services once (`python -m course_lib.tooling.instructor
-services`: the Prefect server, a worker for `local-pool`, the S3 endpoint, the MLflow UI) on free
+services`: the Prefect server, a worker for `local-pool`, the S3 endpoint) on free
 ports in its own working folder. A lesson's kernel gets no `PREFECT_API_URL`, only the learners'
 port (`COURSE_LEARNER_PORT`, 4200 for real learners), so it finds that server and reuses it, as in
 a live class, and a run it sends to `local-pool` may be picked up by the instructor's worker or by
@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from course_lib import paths
 from course_lib.services import base
@@ -61,14 +62,20 @@ def _wait_for_services(process: subprocess.Popen, log_path, timeout: float) -> d
 _SERVICES: dict = {}
 
 
+def teaching_workdir() -> Path:
+    """The working folder of the instructor's services and the lessons' kernels: the worker's own,
+    apart from the session server's (each server records itself in its working folder, and the
+    tests of `python -m course_lib env` expect to find the session's there)."""
+    return Path(os.environ["COURSE_WORKDIR"]) / "teaching"
+
+
 def teaching_services() -> dict:
     """`make services` for this worker, started on first use: its services' URLs and the learners'
     port to find the server. :func:`stop_teaching_services` stops it (at the session's end)."""
     if _SERVICES:
         return _SERVICES
-    ports = {"COURSE_LEARNER_PORT": base.free_port(), "COURSE_S3_PORT": base.free_port(),
-             "COURSE_MLFLOW_PORT": base.free_port()}
-    env = {**os.environ, **{key: str(value) for key, value in ports.items()}}
+    ports = {"COURSE_LEARNER_PORT": base.free_port(), "COURSE_S3_PORT": base.free_port()}
+    env = {**os.environ, **{key: str(value) for key, value in ports.items()}, "COURSE_WORKDIR": str(teaching_workdir())}
     env.pop("PREFECT_API_URL", None)
     log_path = paths.subdir("logs") / "teaching-services.log"
     with open(log_path, "wb") as log:
@@ -76,7 +83,8 @@ def teaching_services() -> dict:
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     _SERVICES["process"] = process
     try:
-        urls = _wait_for_services(process, log_path, SERVICES_START_TIMEOUT)
+        with base.temporary_env({"COURSE_WORKDIR": str(teaching_workdir())}):  # where it records itself
+            urls = _wait_for_services(process, log_path, SERVICES_START_TIMEOUT)
         _create_canary_bucket(urls["s3"])
     except BaseException:
         stop_teaching_services()
@@ -139,11 +147,12 @@ def run_and_read(lesson) -> list[str]:
     A failing cell raises ``AssertionError`` with the runner's account of it.
     """
     services = teaching_services()
-    _arrive_from_the_previous_lesson()
     out_dir = paths.subdir("executed")
     kernel_env = {"PREFECT_API_URL": None, **{key: str(value) for key, value in services["ports"].items()},
-                  "AWS_ENDPOINT_URL_S3": services["s3"], **CANARY_ENV}
+                  "AWS_ENDPOINT_URL_S3": services["s3"], "COURSE_WORKDIR": str(teaching_workdir()),
+                  "MY_PROJECT_DIR": None, **CANARY_ENV}
     with base.temporary_env(kernel_env):
+        _arrive_from_the_previous_lesson()
         run = runner.execute(lesson, out_dir, quick=True)
     if run.status != "ok":
         raise AssertionError(f"{lesson.name} failed ({out_dir / lesson.name}):\n{run.error}")

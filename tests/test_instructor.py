@@ -18,7 +18,7 @@ import psutil
 from course_lib.services import free_port, http_status, port_is_free
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("Prefect server", "worker (instructor-pool)", "S3 endpoint", "MLflow UI")
+SERVICES = ("Prefect server", "worker (instructor-pool)", "S3 endpoint")
 
 
 def _env(workdir: Path, learner_port: int) -> dict[str, str]:
@@ -68,13 +68,13 @@ def _alive(pid: int) -> bool:
 
 
 def test_make_services_starts_reports_is_reused_and_stops_on_ctrl_c(tmp_path):
-    port, s3_port, mlflow_port = free_port(), free_port(), free_port()
+    port, s3_port = free_port(), free_port()
     workdir = tmp_path / "work"
     env = _env(workdir, port)
     # Started as a script's `make services &` starts it: with SIGINT ignored. Ctrl-C must work all the same.
     process = subprocess.Popen(
         [sys.executable, "-m", "course_lib.tooling.instructor", "services", "--s3-port", str(s3_port),
-         "--mlflow-port", str(mlflow_port), "--pool", "instructor-pool"],
+         "--pool", "instructor-pool"],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         preexec_fn=ignore_sigint)
     lines = _Lines(process.stdout)
@@ -89,7 +89,6 @@ def test_make_services_starts_reports_is_reused_and_stops_on_ctrl_c(tmp_path):
         lines.wait_for(r"course_lib env", timeout=10)
         lines.wait_for(r"Ctrl-C stops them all", timeout=10)
         assert http_status(f"http://127.0.0.1:{port}/api/health") == 200
-        assert http_status(f"http://127.0.0.1:{mlflow_port}/health") == 200
         assert http_status(f"http://127.0.0.1:{s3_port}/") is not None
 
         # A lesson finds the server on the learner port, says who started it, and leaves it running.
@@ -105,7 +104,6 @@ def test_make_services_starts_reports_is_reused_and_stops_on_ctrl_c(tmp_path):
         # Lessons can find the other services too.
         record = json.loads((workdir / "prefect" / "services.json").read_text())
         assert record["services"]["s3"] == f"http://127.0.0.1:{s3_port}"
-        assert record["services"]["mlflow"] == f"http://127.0.0.1:{mlflow_port}"
 
         # A service that dies is reported as it happens.
         os.killpg(pids["S3 endpoint"], signal.SIGKILL)
@@ -123,14 +121,14 @@ def test_make_services_starts_reports_is_reused_and_stops_on_ctrl_c(tmp_path):
             except ProcessLookupError:
                 pass
     assert not [name for name, pid in pids.items() if _alive(pid)]
-    assert port_is_free(port) and port_is_free(mlflow_port) and port_is_free(s3_port)
+    assert port_is_free(port) and port_is_free(s3_port)
     assert not (workdir / "course.env").exists()  # the line for other terminals went with the server
     assert not (workdir / "prefect" / "services.json").exists()
 
 
 def _course_state(workdir: Path) -> None:
     for relative in ("data/green_tripdata_2023-01.parquet", "prefect/local/prefect.db", "prefect/client/profiles.toml",
-                     "mlflow/mlflow.db", "models/model.json", "lesson07-project/prefect.yaml", "git/taxi-flows/x.py"):
+                     "models/model.json", "my-project/orchestrate.py", "git/my-project.git/HEAD"):
         path = workdir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x")

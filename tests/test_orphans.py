@@ -34,7 +34,13 @@ bootstrap.apply_headless_env()
 server = services.start_server()
 services.ensure_work_pool("orphan-pool")
 worker = services.Worker("orphan-pool", query_seconds=5).start()
-served = services.ServedFlow("course_lib.pipeline.flows:main_flow", "orphan-served", poll_seconds=5).start()
+from course_lib import paths
+from course_lib.tooling import project
+serving = paths.subdir("orphan-served")  # the learner's flow and a serve script, as lesson 04 writes them
+(serving / "orchestrate.py").write_text(project.reference("orchestrate.py", project.LAST_LESSON))
+(serving / "serve.py").write_text("from orchestrate import main_flow\\n\\nif __name__ == '__main__':\\n"
+                                  "    main_flow.serve(name='orphan-served')\\n")
+served = services.ServedFlow(serving / "serve.py", "main-flow/orphan-served", poll_seconds=5).start()
 s3 = services.S3Endpoint().start()
 print("SERVICES=" + json.dumps({
     "server": [server.pid, server.port], "worker": [worker.pid, None],

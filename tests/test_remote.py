@@ -111,10 +111,12 @@ def test_a_worker_on_this_machine_runs_a_deployment_of_the_remote(workspace, pre
     from course_lib.tooling.runs import api_client
 
     server, password = workspace
-    project = deployments.init_project(tmp_path / "project", show=False).parent
+    from course_lib.tooling import project
+
+    folder = project.reference_folder()  # the learner's project as the course leaves it
     with services.use_api(server.env()):
         services.ensure_work_pool("test-remote-pool")
-        flow.from_source(source=str(project), entrypoint="orchestrate.py:main_flow").deploy(
+        flow.from_source(source=str(folder), entrypoint="orchestrate.py:main_flow").deploy(
             name="taxi_remote_test", work_pool_name="test-remote-pool", print_next_steps=False)
         with services.Worker("test-remote-pool") as worker:
             flow_run = run_deployment("main-flow/taxi_remote_test", timeout=240,

@@ -12,16 +12,15 @@ AWS's codes) to the translation function that every S3 call goes through.
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
-import sys
+import json
 import uuid
 
 import pytest
 
 from course_lib.ml import data
 from course_lib.tooling import deployments
-from course_lib.services import gitsource, s3
+from course_lib.services import s3
+from course_lib.tooling import project
 from course_lib import services
 from course_lib.services import S3Endpoint
 
@@ -114,20 +113,13 @@ def test_library_calls_work_inside_a_running_event_loop(bucket, tmp_path):
 
 
 def test_main_flow_s3_equals_main_flow_on_the_uploaded_months(bucket):
-    """S3 changes where the months come from, not what the model learns: the same RMSE, exactly."""
-    from course_lib.pipeline.flows import main_flow
-    from course_lib.pipeline.flows_s3 import main_flow_s3
+    """S3 changes where the months come from, not what the model learns: the same RMSE, exactly.
 
-    rmse_s3 = main_flow_s3(bucket_block=BUCKET_BLOCK, num_boost_round=3)
-    rmse_local = main_flow(train_path="2023-01", val_path="2023-02", source="synthetic", num_boost_round=3)
+    The learner's two flows as the course leaves them (the reference project).
+    """
+    rmse_s3 = project.reference_module("orchestrate_s3").main_flow_s3(bucket_block=BUCKET_BLOCK, num_boost_round=3)
+    rmse_local = project.reference_module("orchestrate").main_flow(source="synthetic", num_boost_round=3)
     assert isinstance(rmse_s3, float) and rmse_s3 == rmse_local
-
-
-def test_a_month_missing_from_the_bucket_names_the_key(bucket):
-    from course_lib.pipeline.flows_s3 import main_flow_s3
-
-    with pytest.raises(s3.MonthMissingError, match="data/green_tripdata_2022-12.parquet.*Fix:"):
-        main_flow_s3(bucket_block=BUCKET_BLOCK, train_month="2022-12", num_boost_round=3)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -138,11 +130,6 @@ def test_unknown_block_lists_existing_names(bucket):
         s3.load_bucket(f"no-such-block-{SUFFIX}")
     message = str(caught.value)
     assert f"no-such-block-{SUFFIX}" in message and BUCKET_BLOCK in message and "Fix:" in message
-
-    from course_lib.pipeline.flows_s3 import main_flow_s3
-
-    with pytest.raises(s3.BlockNotFoundError):  # inside the flow too, not retried
-        main_flow_s3(bucket_block=f"no-such-block-{SUFFIX}")
 
 
 def test_missing_bucket(bucket, endpoint, prefect_server):
@@ -227,108 +214,76 @@ def test_no_worker_polling_the_pool_is_reported(prefect_server):
     assert pool in str(caught.value) and "prefect worker start" in str(caught.value)
 
 
-def test_deploy_explains_missing_secret_block_and_missing_entrypoint(prefect_server, tmp_path):
-    # prefect deploy resolves the yaml's block references: without the Secret block it fails.
-    deployments.prefect_cli("block", "delete", f"secret/{gitsource.TOKEN_BLOCK}", check=False, show=False)
-    with pytest.raises(deployments.DeploymentError) as caught:
-        gitsource.deploy(tmp_path, gitsource.S3_DEPLOYMENT, show=False)
-    message = str(caught.value)
-    assert "prefect.blocks.secret.taxi-git-token" in message and "Secret(value" in message
-
-    configure_deployment_source("file:///nowhere/taxi-flows.git")
-    with pytest.raises(deployments.DeploymentError) as caught:
-        gitsource.deploy(tmp_path, gitsource.S3_DEPLOYMENT, show=False)  # tmp_path has no taxi_s3.py
-    message = str(caught.value)
-    assert "entrypoint" in message and "taxi_s3.py" in message and "Fix:" in message
-    assert str(tmp_path) in message
-
-    with pytest.raises(gitsource.GitSourceError, match="--all"):  # prefect deploy --all ignores --pool
-        gitsource.deploy(tmp_path, pool="some-pool")
-
-
 # --------------------------------------------------------------------------- git
 
 
-def configure_deployment_source(repository: str, access_token: str | None = None) -> None:
-    """What lesson 05's cell does: the Variable with the repository URL, the (maybe empty) token Secret."""
+TOKEN_BLOCK = f"test-git-token-{SUFFIX}"
+MESSAGE_LINE = 'MESSAGE = "committed version 1"  # printed by each run: which code did it execute?\n'
+
+
+def project_as_lesson_05_leaves_it(folder, pool: str):
+    """The reference project of lesson 05 in ``folder``: a git repository pushed to a bare remote
+    beside it, its git_clone step reading a private repository's token from a Secret block (as
+    lesson 05 shows), its deployments on ``pool``. Returns the remote's file:// URL."""
+    folder.mkdir()
+    for name in project.reference_files(5):
+        (folder / name).write_text(project.reference(name, 5))
+    flow_file = folder / "orchestrate_s3.py"
+    text = flow_file.read_text()
+    text = text.replace("\n\n@flow", f"\n{MESSAGE_LINE}\n\n@flow", 1)
+    text = text.replace("    bucket = S3Bucket.load(bucket_block)", "    print(MESSAGE)\n    bucket = S3Bucket.load(bucket_block)")
+    flow_file.write_text(text)
+    yaml_file = folder / "prefect.yaml"
+    yaml_text = yaml_file.read_text().replace("name: local-pool", f"name: {pool}")
+    yaml_text = yaml_text.replace("    branch: main\n",
+                                  "    branch: main\n    access_token: '{{ prefect.blocks.secret.%s }}'\n" % TOKEN_BLOCK)
+    yaml_file.write_text(yaml_text)
+    remote = folder.parent / "remote.git"
+    project.run_git("init", "--bare", "--quiet", "--initial-branch=main", str(remote), cwd=folder.parent)
+    for args in (("init", "--quiet", "--initial-branch=main"), ("add", "-A"), ("commit", "--quiet", "-m", "v1"),
+                 ("remote", "add", "origin", remote.as_uri()), ("push", "--quiet", "origin", "HEAD:main")):
+        project.run_git(*args, cwd=folder)
+    return remote.as_uri()
+
+
+def test_deployment_runs_pushed_code_and_hides_the_token(bucket, prefect_server, tmp_path):
+    """The learner's lesson-05 path: prefect deploy in the project, a real worker, git_clone of a file:// remote."""
     from prefect.blocks.system import Secret
     from prefect.variables import Variable
 
-    Variable.set(gitsource.REPOSITORY_VARIABLE, repository, overwrite=True)
-    Secret(value=access_token or "").save(gitsource.TOKEN_BLOCK, overwrite=True)
-
-
-def test_git_plumbing_committed_versus_working_copy(tmp_path):
-    repo = gitsource.create_flow_repo(tmp_path, message="v1")
-    assert repo.url.startswith("file://") and repo.committed_message() == repo.working_message() == "v1"
-    assert repo.head() == repo.remote_head() and repo.status() == ""
-
-    repo.set_message("v2")
-    assert repo.working_message() == "v2" and repo.committed_message() == "v1"
-    assert gitsource.ENTRYPOINT_FILE in repo.status()
-    fresh = tmp_path / "fresh-clone"
-    gitsource.git("clone", "-q", repo.url, str(fresh))  # what git_clone does on the worker
-    assert "MESSAGE = 'v1'" in (fresh / gitsource.ENTRYPOINT_FILE).read_text()
-
-    commit = repo.commit("v2")
-    assert repo.committed_message() == "v1"  # committed, not pushed yet
-    assert repo.push() == commit and repo.committed_message() == "v2"
-    author = gitsource.git("log", "-1", "--format=%an <%ae>", cwd=repo.bare)
-    assert author == "Course Learner <learner@course.invalid>"
-
-    with pytest.raises(gitsource.GitSourceError, match="Nothing to commit"):
-        repo.commit("empty")
-    assert gitsource.create_flow_repo(tmp_path, fresh=False).committed_message() == "v2"
-    assert gitsource.create_flow_repo(tmp_path, message="again").committed_message() == "again"
-
-
-def test_entrypoint_matches_the_library_flow(tmp_path):
-    from course_lib.pipeline.flows_s3 import main_flow_s3
-
-    path = tmp_path / gitsource.ENTRYPOINT_FILE
-    path.write_text(gitsource.ENTRYPOINT_TEMPLATE.format(message="x"))
-    spec = importlib.util.spec_from_file_location(f"entry_{SUFFIX}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules.pop(f"entry_{SUFFIX}", None)
-    ours, theirs = inspect.signature(module.main_flow_s3.fn), inspect.signature(main_flow_s3.fn)
-    assert [(p.name, p.default) for p in ours.parameters.values()] == \
-           [(p.name, p.default) for p in theirs.parameters.values()]
-    assert module.main_flow_s3.name == main_flow_s3.name == "main-flow-s3"
-    assert module.main_flow_s3.fn.__defaults__[0] == s3.BUCKET_BLOCK
-
-
-def test_deployment_runs_committed_code_and_hides_the_token(bucket, prefect_server, tmp_path):
-    """prefect deploy from the working clone, a real worker, git_clone from a file:// remote."""
-    repo = gitsource.create_flow_repo(tmp_path, message="committed version 1")
-    configure_deployment_source(repo.url, access_token=TOKEN)  # ignored for file://, never shown
     pool = f"test-s3-pool-{SUFFIX}"
     services.ensure_work_pool(pool)
-    gitsource.deploy(repo.clone, gitsource.S3_DEPLOYMENT, pool=pool, show=False)
-    repo.set_message("edited but not committed")
+    folder = tmp_path / "my-project"
+    remote = project_as_lesson_05_leaves_it(folder, pool)
+    Variable.set(project.REPOSITORY_VARIABLE, remote, overwrite=True)
+    Secret(value=TOKEN).save(TOKEN_BLOCK, overwrite=True)  # ignored by a file:// clone, never shown
+    deployments.prefect_cli("deploy", "--name", "taxi_s3_data", cwd=folder, show=False)
+    flow_file = folder / "orchestrate_s3.py"
+    flow_file.write_text(flow_file.read_text().replace("committed version 1", "edited but not pushed"))
+
+    def run():
+        result = deployments.prefect_cli("deployment", "run", "main-flow-s3/taxi_s3_data", "--params",
+                                         json.dumps({"bucket_block": BUCKET_BLOCK, "num_boost_round": 3}), show=False)
+        return deployments.follow(result.stdout, timeout=300)
 
     worker = services.Worker(pool, query_seconds=1)
     try:
         worker.start()
-        parameters = {"bucket_block": BUCKET_BLOCK, "num_boost_round": 3}
-        first = gitsource.run_deployment(parameters=parameters, show=False)
+        first = run()
         assert first.state == "Completed", first.logs
-        assert first.printed("committed version 1") and not first.printed("edited but not committed")
-        assert first.printed("fast model: validation RMSE")
-
-        repo.commit("new message")
-        repo.push()
-        second = gitsource.run_deployment(parameters=parameters, show=False)
+        # The run executed the pushed code, not the working copy.
+        assert first.printed("committed version 1") and not first.printed("edited but not pushed")
+        project.run_git("commit", "--quiet", "-am", "v2", cwd=folder)
+        project.run_git("push", "--quiet", "origin", "HEAD:main", cwd=folder)
+        second = run()
         assert second.state == "Completed", second.logs
-        assert second.printed("edited but not committed") and not second.printed("committed version 1")
+        assert second.printed("edited but not pushed") and not second.printed("committed version 1")
     finally:
         worker.stop()
     # The deployment's persisted result is the flow's RMSE on the same months and rounds.
-    from course_lib.pipeline.flows_s3 import main_flow_s3
-
-    assert first.result() == second.result() == main_flow_s3(bucket_block=BUCKET_BLOCK, num_boost_round=3)
+    expected = project.reference_module("orchestrate_s3").main_flow_s3(bucket_block=BUCKET_BLOCK, num_boost_round=3)
+    assert first.result() == second.result() == expected
     everything = "\n".join(first.logs + second.logs) + worker.log_path.read_text()
-    everything += deployments.prefect_cli("deployment", "inspect", f"main-flow-s3/{gitsource.S3_DEPLOYMENT}",
-                                          show=False).stdout
+    everything += deployments.prefect_cli("deployment", "inspect", "main-flow-s3/taxi_s3_data", show=False).stdout
     assert TOKEN not in everything and SECRET not in everything
-    assert "prefect.blocks.secret.taxi-git-token" in everything  # the deployment keeps the reference only
+    assert f"prefect.blocks.secret.{TOKEN_BLOCK}" in everything  # the deployment keeps the reference only

@@ -17,7 +17,6 @@ import pytest
 
 from course_lib import paths, settings
 from course_lib.ml import data
-from course_lib.pipeline import tracking
 from course_lib.services import ServiceError, dask_cluster, receivers, server
 from course_lib.tooling import images, instructor
 
@@ -60,7 +59,7 @@ def test_the_readme_table_is_generated_from_the_settings():
 
 def test_defaults_and_types():
     found = settings.get({})
-    assert (found.learner_port, found.mlflow_port, found.s3_port, found.prefect_port) == (4200, 5001, 9000, None)
+    assert (found.learner_port, found.s3_port, found.prefect_port) == (4200, 9000, None)
     assert (found.download_timeout, found.offline, found.prefect_ui) == (30.0, False, True)
     assert found.source("learner_port") == "default"
     given = settings.get({"COURSE_LEARNER_PORT": " 4300 ", "COURSE_PREFECT_UI": "off", "COURSE_SMTP_TYPE": "ssl",
@@ -192,7 +191,7 @@ def test_the_settings_command_prints_each_value_and_where_it_came_from():
     rows = {line.split()[0]: line.split(None, 1)[1] for line in done.stdout.splitlines()[2:]}
     assert set(rows) == {settings.variable(field) for field in settings.FIELDS}
     assert re.fullmatch(r"4300\s+environment", rows["COURSE_LEARNER_PORT"])
-    assert re.fullmatch(r"5001\s+default", rows["COURSE_MLFLOW_PORT"])
+    assert re.fullmatch(r"9000\s+default", rows["COURSE_S3_PORT"])
     assert re.fullmatch(r"\(a free port\)\s+default", rows["COURSE_PREFECT_PORT"])
     assert re.fullmatch(r"\*{8}\s+environment", rows["COURSE_SMTP_PASSWORD"]) and "canary" not in done.stdout
 
@@ -209,7 +208,7 @@ def test_the_settings_command_names_every_bad_value_and_exits_2():
 # ----------------------------------------------------------------- ports on the command line
 
 
-@pytest.mark.parametrize("option", ["--port", "--s3-port", "--mlflow-port"])
+@pytest.mark.parametrize("option", ["--port", "--s3-port"])
 @pytest.mark.parametrize(("value", "says"), [("0", "0 is not a TCP port"), ("http", "'http' is not a port number"),
                                              ("65536", "65536 is not a TCP port")])
 def test_make_services_refuses_a_port_that_is_not_one(capsys, option, value, says):
@@ -219,7 +218,7 @@ def test_make_services_refuses_a_port_that_is_not_one(capsys, option, value, say
     assert f"argument {option}: {says}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("variable", ["COURSE_LEARNER_PORT", "COURSE_S3_PORT", "COURSE_MLFLOW_PORT"])
+@pytest.mark.parametrize("variable", ["COURSE_LEARNER_PORT", "COURSE_S3_PORT"])
 def test_make_services_refuses_a_bad_port_setting_before_starting_anything(monkeypatch, tmp_path, capsys, variable):
     monkeypatch.setenv("COURSE_WORKDIR", str(tmp_path / "work"))
     monkeypatch.setenv(variable, "0")
@@ -228,7 +227,7 @@ def test_make_services_refuses_a_bad_port_setting_before_starting_anything(monke
     assert not (tmp_path / "work" / "prefect").exists()
 
 
-# ----------------------------------------------------------------- the MLflow UI's address
+# ----------------------------------------------------------------- a service of make services, reused
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
@@ -240,25 +239,19 @@ class _Health(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_mlflow_links_use_the_configured_port_or_the_running_ui(monkeypatch, tmp_path):
+def test_a_lesson_reuses_a_service_of_make_services_only_while_it_answers(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_WORKDIR", str(tmp_path / "work"))
-    run = SimpleNamespace(info=SimpleNamespace(experiment_id="7", run_id="abc"))
-    assert tracking.run_url(run) == "http://127.0.0.1:5001/#/experiments/7/runs/abc"
-    monkeypatch.setenv("COURSE_MLFLOW_PORT", "5123")
-    assert tracking.run_url(run) == "http://127.0.0.1:5123/#/experiments/7/runs/abc"
-    assert tracking.ui_command().endswith("--port 5123")
-
-    # `make services --mlflow-port P` runs the UI: the links follow it, whatever the setting says.
-    ui = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    threading.Thread(target=ui.serve_forever, daemon=True).start()
+    assert instructor.running_service("s3") is None  # no make services: the lesson starts its own
+    endpoint = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{endpoint.server_address[1]}"
     try:
-        url = f"http://127.0.0.1:{ui.server_address[1]}"
-        instructor.services_record_path().write_text(json.dumps({"pid": os.getpid(), "services": {"mlflow": url}}))
-        assert tracking.run_url(run) == f"{url}/#/experiments/7/runs/abc"
+        instructor.services_record_path().write_text(json.dumps({"pid": os.getpid(), "services": {"s3": url}}))
+        assert instructor.running_service("s3") == url
     finally:
-        ui.shutdown()
-        ui.server_close()
-    assert tracking.run_url(run).startswith("http://127.0.0.1:5123/")  # that UI is gone: back to the setting
+        endpoint.shutdown()
+        endpoint.server_close()
+    assert instructor.running_service("s3") is None  # recorded, but gone: not reused
 
 
 # ----------------------------------------------------------------- the working folder

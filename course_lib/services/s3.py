@@ -16,11 +16,11 @@ Where the bucket lives:
 returns a secret (keys are shown as ``AKIA…1234`` at most).
 
 Blocks: lesson 05 builds ``AwsCredentials(...)`` and ``S3Bucket(...)`` in its own cells and
-the flow (``course_lib.pipeline.flows_s3``) calls ``S3Bucket.load`` and
-``download_folder_to_path`` itself. What is here serves the tests and the picture scripts:
+the learner's flow (``orchestrate_s3.py``, reference in ``course_lib/pipeline/project/``) calls
+``S3Bucket.load`` and ``download_folder_to_path`` itself. What is here serves the tests and the picture scripts:
 :func:`save_blocks` saves both blocks from a target (``overwrite=True``), :func:`load_bucket`
 loads one by name and lists the existing names when it does not exist
-(:func:`missing_block_message`, also used by the flow).
+(:func:`missing_block_message`).
 
 The prefix pitfall: ``S3Bucket.download_folder_to_path("data")`` lists every key starting
 with ``data`` (also ``data2/...``) and then fails on them with ``ValueError ... is not in the
@@ -49,7 +49,6 @@ __all__ = [
     "BucketMissingError",
     "S3EndpointDownError",
     "S3CredentialsError",
-    "MonthMissingError",
     "missing_block_message",
     "S3Target",
     "choose_target",
@@ -111,10 +110,6 @@ class S3EndpointDownError(S3Error):
 
 class S3CredentialsError(S3Error):
     """The endpoint refused the credentials (or there are none)."""
-
-
-class MonthMissingError(S3Error):
-    """A month the flow needs is not in the bucket's data folder."""
 
 
 def mask(value: str | None) -> str:

@@ -187,14 +187,9 @@ class Worker(_ManagedProcess):
 class ServedFlow(_ManagedProcess):
     """A real process serving a flow (``flow.serve(name=...)``): a deployment without pool or worker.
 
-    Two forms:
-
-    * ``ServedFlow("serve_taxi.py", deployment="taxi-served/taxi-served")`` runs the script
-      ``python serve_taxi.py`` in the script's folder (what a learner types in a terminal) and
-      waits until the deployment it serves is registered;
-    * ``ServedFlow("course_lib.pipeline.flows:main_flow", "taxi-served")`` serves a flow of an
-      importable module (``python -m course_lib.services.worker MODULE:FLOW NAME``), registering
-      ``<flow-name>/<name>``.
+    ``ServedFlow("serve.py", deployment="main-flow/taxi-served")`` runs the script ``python
+    serve.py`` in the script's folder (what a learner types in a terminal) and waits until the
+    deployment it serves is registered.
 
     The served process polls for runs every ``poll_seconds`` (``PREFECT_RUNNER_POLL_FREQUENCY``;
     Prefect's default is 10 s) and starts each flow run in a subprocess of its own.
@@ -203,54 +198,32 @@ class ServedFlow(_ManagedProcess):
     kind = "served flow"
     stop_grace = 10.0
 
-    def __init__(self, flow_path: str | os.PathLike, name: str | None = None, poll_seconds: float = 2,
-                 timeout: float = 120, deployment: str | None = None) -> None:
+    def __init__(self, script: str | os.PathLike, deployment: str, poll_seconds: float = 2,
+                 timeout: float = 120) -> None:
         super().__init__()
         self.poll_seconds, self.timeout = poll_seconds, timeout
-        self.script: Path | None = None
-        self.module = self.attribute = None
-        self.name = name
-        self.deployment_name: str | None = None
-        if str(flow_path).endswith(".py"):
-            self.script = Path(flow_path).resolve()
-            if not self.script.is_file():
-                raise ServiceError(f"{self.script} does not exist. Fix: write the serve script first "
-                                   "(e.g. with %%writefile), then start it.")
-            if not deployment or deployment.count("/") != 1:
-                raise ServiceError(f"ServedFlow({str(flow_path)!r}) needs deployment='FLOW-NAME/DEPLOYMENT-NAME', "
-                                   "the deployment the script serves (e.g. 'taxi-served/taxi-served').")
-            self.deployment_name = deployment
-            self.name = self.name or deployment.split("/")[1]
-            return
-        module, _, attribute = str(flow_path).partition(":")
-        if not module or not attribute.isidentifier() or not name:
-            raise ServiceError(f"{str(flow_path)!r} is not 'module:flow_function' (with a deployment name) nor a "
-                               "script path. Fix: pass e.g. ('course_lib.pipeline.flows:main_flow', 'taxi-served') "
-                               "or ('serve_taxi.py', deployment='taxi-served/taxi-served').")
-        self.module, self.attribute = module, attribute
+        self.script = Path(script).resolve()
+        if self.script.suffix != ".py" or not self.script.is_file():
+            raise ServiceError(f"{self.script} is not a Python script that exists. Fix: write the serve script "
+                               "first (e.g. with %%writefile), then start it.")
+        if not deployment or deployment.count("/") != 1:
+            raise ServiceError(f"ServedFlow({str(script)!r}) needs deployment='FLOW-NAME/DEPLOYMENT-NAME', "
+                               "the deployment the script serves (e.g. 'main-flow/taxi-served').")
+        self.deployment_name = deployment
+        self.name = deployment.split("/")[1]
 
     @property
     def argv(self) -> list[str]:
         """The command this service runs (or ran): ``python serve_taxi.py`` with this environment's python."""
         if self.process is not None:
             return list(self.process.args)
-        if self.script is not None:
-            return [sys.executable, self.script.name]
-        return [sys.executable, "-m", "course_lib.services.worker", f"{self.module}:{self.attribute}", str(self.name)]
+        return [sys.executable, self.script.name]
 
     def start(self) -> "ServedFlow":
         if self.running:
             return self
-        import importlib
-
         api_url, auth, client_env = _client_settings(None)
-        if self.script is None:
-            # Resolved here first, so a wrong module or flow name fails before any process starts.
-            flow_name = getattr(importlib.import_module(self.module), self.attribute).name
-            self.deployment_name = f"{flow_name}/{self.name}"
-            cwd = paths.subdir("prefect") / "served"
-        else:
-            cwd = self.script.parent
+        cwd = self.script.parent
         env = {**os.environ, **client_env, "PREFECT_RUNNER_POLL_FREQUENCY": str(self.poll_seconds),
                "PYTHONUNBUFFERED": "1"}
         log_path = paths.subdir("prefect") / "served" / f"{self.name}.log"
@@ -277,15 +250,3 @@ class ServedFlow(_ManagedProcess):
     def stop(self) -> None:
         """Stop serving (idempotent); the deployment stays registered but nothing executes its runs."""
         self._terminate()
-
-
-def _serve(flow_path: str, name: str) -> None:
-    """``python -m course_lib.services.worker MODULE:FLOW NAME``: serve an importable flow."""
-    import importlib
-
-    module, _, attribute = flow_path.partition(":")
-    getattr(importlib.import_module(module), attribute).serve(name=name)
-
-
-if __name__ == "__main__":
-    _serve(*sys.argv[1:3])

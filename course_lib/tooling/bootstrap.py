@@ -1,6 +1,6 @@
 """One idempotent setup call at the top of every notebook: ``setup_course()``.
 
-It checks the environment, makes Prefect, MLflow and Jupyter quiet and headless, seeds the
+It checks the environment, makes Prefect and Jupyter quiet and headless, seeds the
 random generators and (when asked) starts or reuses the local Prefect server. Safe to run
 twice; a second call only reports.
 """
@@ -21,7 +21,7 @@ from course_lib.services import HEADLESS_ENV
 # What the lessons are written for; setup_course() fails clearly on anything else.
 REQUIRED_VERSIONS = {"prefect": "3.9", "prefect-aws": "0.7"}
 REPORTED_PACKAGES = ["prefect", "prefect-aws", "pandas", "pyarrow", "scikit-learn",
-                     "xgboost-cpu", "mlflow", "moto", "boto3", "papermill", "jupyterlab"]
+                     "xgboost-cpu", "moto", "boto3", "papermill", "jupyterlab"]
 
 
 
@@ -92,8 +92,6 @@ def apply_headless_env(environ=os.environ) -> None:
     environ.setdefault("PREFECT_HOME", str(paths.subdir("prefect") / "client"))
     environ.setdefault("IPYTHONDIR", str(paths.subdir("ipython")))
     environ.setdefault("MPLCONFIGDIR", str(paths.subdir("matplotlib")))
-    # MLflow's upload progress bar needs ipywidgets in a notebook and only warns without it.
-    environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", message="IProgress not found")
     if environ is os.environ:  # a failure's traceback in the console: the line that matters (course_lib.tooling.logs)
         from course_lib.tooling import logs

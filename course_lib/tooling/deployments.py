@@ -6,8 +6,7 @@ The lessons run the CLI as the commands a learner types (`!prefect deployment ru
 worker picks a run up, :func:`upcoming_runs` lists the runs each schedule created and
 :func:`next_times` computes the times a schedule should give, :func:`child_processes` watches
 the processes a served flow starts. :func:`prefect_cli` runs a
-`prefect` command headless with its output checked (for tests, the bench and
-``gitsource.deploy``).
+`prefect` command headless with its output checked (for tests and the bench).
 """
 
 from __future__ import annotations
@@ -107,31 +106,6 @@ def wait_for_flow_run(flow_run_id: UUID | str, timeout: float = 180, poll_second
 
 LOCAL_POOL = "local-pool"
 LOCAL_DEPLOYMENT = "taxi_local_data"
-
-# The deployment's entrypoint: a script in the project folder, as in the 2023 course, that
-# imports the course's flow (its code lives in course_lib, tested once).
-ENTRYPOINT_SOURCE = '''"""Entrypoint of the taxi deployments: the course's training flow."""
-
-from course_lib.pipeline.flows import main_flow
-
-if __name__ == "__main__":
-    main_flow()
-'''
-
-
-def init_project(folder: Path | str, show: bool = True) -> Path:
-    """A fresh Prefect project: ``orchestrate.py`` plus what ``prefect init --recipe local`` writes.
-
-    Starting from a clean folder each time keeps the lesson re-runnable (``prefect init``
-    will not overwrite an existing ``prefect.yaml``).
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for generated in ("prefect.yaml", ".prefectignore"):
-        (folder / generated).unlink(missing_ok=True)
-    (folder / "orchestrate.py").write_text(ENTRYPOINT_SOURCE)
-    prefect_cli("init", "--recipe", "local", cwd=folder, show=show)
-    return folder / "prefect.yaml"
 
 
 def flow_run_id_from_output(output: str) -> UUID:

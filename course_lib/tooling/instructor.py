@@ -3,19 +3,19 @@
 ``make services`` starts the course's services in the foreground and keeps them up while the
 lessons are demonstrated: the Prefect server with its UI on 127.0.0.1:4200 (the learner port,
 where every lesson's ``start_server()`` finds and reuses it), a worker for the course's pool,
-the local S3 endpoint and the MLflow UI. It prints a table (service, URL, pid, log) and the
+and the local S3 endpoint. It prints a table (service, URL, pid, log) and the
 line for other terminals, reports each service's state when it changes, and stops all of them
 on Ctrl-C (or SIGTERM). Lessons reuse the server and never stop it: ``stop_server()`` leaves
 a reused server running.
 
-``make reset`` removes the course's state (server database, blocks, MLflow runs, models,
-lesson projects) and keeps the downloaded data; it asks first unless ``FORCE=1``.
+``make reset`` removes the course's state (server database, blocks, models, lesson
+projects) and keeps the downloaded data; it asks first unless ``FORCE=1``.
 
-    python -m course_lib.tooling.instructor services [--port 4200] [--s3-port 9000] [--mlflow-port 5001]
+    python -m course_lib.tooling.instructor services [--port 4200] [--s3-port 9000]
     python -m course_lib.tooling.instructor reset [--yes]
     python -m course_lib.tooling.instructor lab [jupyter lab options]     # make lab
 
-Ports also come from ``COURSE_LEARNER_PORT``, ``COURSE_S3_PORT``, ``COURSE_MLFLOW_PORT`` (see
+Ports also come from ``COURSE_LEARNER_PORT`` and ``COURSE_S3_PORT`` (see
 :mod:`course_lib.settings`); an option given on the command line wins.
 """
 
@@ -31,49 +31,12 @@ from pathlib import Path
 
 from course_lib import paths, settings
 from course_lib.services import base
-from course_lib.services.base import HOST, ServiceError, _ManagedProcess, executable, http_status
+from course_lib.services.base import ServiceError, executable, http_status
 
-COURSE_POOL = "local-pool"  # prefect.yaml's deployments use it
+COURSE_POOL = "local-pool"  # the learner's prefect.yaml deploys to it
 STATE_POLL_SECONDS = 2.0
 #: What ``make reset`` keeps in the working folder.
 KEPT = ("data",)
-
-
-class MlflowUI(_ManagedProcess):
-    """``mlflow ui`` on the course's tracking store (``work/mlflow``)."""
-
-    kind = "MLflow UI"
-    stop_grace = 10.0
-
-    def __init__(self, port: int, timeout: float = 120.0) -> None:
-        super().__init__()
-        self.port, self.timeout = port, timeout
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> "MlflowUI":
-        from course_lib.pipeline import tracking
-
-        if not base.port_is_free(self.port):
-            raise ServiceError(f"Port {self.port} on {HOST} is already in use, so the MLflow UI cannot listen on it. "
-                               "Fix: stop the program that holds it, or choose another port (--mlflow-port / COURSE_MLFLOW_PORT).")
-        tracking.setup_mlflow()  # the store and the experiment exist before the UI opens them
-        state = paths.subdir("mlflow")
-        argv = [executable("mlflow"), "ui", "--backend-store-uri", tracking.tracking_uri(),
-                "--host", HOST, "--port", str(self.port)]
-        self._spawn(argv, {**os.environ, "PYTHONUNBUFFERED": "1"}, log_path=state / "ui.log", cwd=state)
-        self._wait_until(
-            lambda: http_status(f"{self.url}/health", timeout=2) == 200, self.timeout,
-            died="The MLflow UI exited with code {code} during start.", died_fix="read the log lines below.",
-            slow=f"The MLflow UI did not answer on {self.url} within {self.timeout:.0f} s.",
-            slow_fix="read the log lines below; on a slow machine wait and try again.",
-        )
-        return self
-
-    def healthy(self) -> bool:
-        return http_status(f"{self.url}/health", timeout=2) == 200
 
 
 def services_record_path() -> Path:
@@ -82,7 +45,7 @@ def services_record_path() -> Path:
 
 
 def running_service(name: str) -> str | None:
-    """The URL of a service ``make services`` runs now ("s3", "mlflow", "worker"), else None.
+    """The URL of a service ``make services`` runs now ("s3", "worker"), else None.
 
     A lesson can reuse it instead of starting its own, e.g. the S3 endpoint:
     ``instructor.running_service("s3") or services.S3Endpoint().start().endpoint_url``.
@@ -102,7 +65,7 @@ def running_service(name: str) -> str | None:
     url = record.get("services", {}).get(name)
     if name == "worker":
         return url
-    return url if url and http_status(url.rstrip("/") + ("/health" if name == "mlflow" else "/"), timeout=2) else None
+    return url if url and http_status(url.rstrip("/") + "/", timeout=2) else None
 
 
 def _port(value: int | None, field: str) -> int:
@@ -141,8 +104,7 @@ def _table(rows: list[tuple[str, str, str, str]]) -> str:
     return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
 
 
-def services(port: int | None = None, s3_port: int | None = None, mlflow_port: int | None = None,
-             pool: str = COURSE_POOL, run_seconds: float | None = None) -> int:
+def services(port: int | None = None, s3_port: int | None = None, pool: str = COURSE_POOL, run_seconds: float | None = None) -> int:
     """Start the services, print the table, report state changes until Ctrl-C/SIGTERM; stop all."""
     from course_lib import services as svc
     from course_lib.services import server as server_module
@@ -154,7 +116,6 @@ def services(port: int | None = None, s3_port: int | None = None, mlflow_port: i
     try:
         port = _port(port, "learner_port")
         s3_port = _port(s3_port, "s3_port")
-        mlflow_port = _port(mlflow_port, "mlflow_port")
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -179,21 +140,17 @@ def services(port: int | None = None, s3_port: int | None = None, mlflow_port: i
         s3 = svc.S3Endpoint(port=s3_port)
         started.append(("S3 endpoint", s3))
         s3.start()
-        mlflow_ui = MlflowUI(mlflow_port)
-        started.append(("MLflow UI", mlflow_ui))
-        mlflow_ui.start()
 
         watched = [
             ("Prefect server", server, server.ui_url if server.ui else server.api_url, server.healthy),
             (f"worker ({pool})", worker, f"{server.ui_url}/work-pools/work-pool/{pool}",
              lambda: worker.status() == "ONLINE"),
             ("S3 endpoint", s3, s3.endpoint_url, lambda: http_status(s3.endpoint_url + "/", timeout=2) is not None),
-            ("MLflow UI", mlflow_ui, mlflow_ui.url, mlflow_ui.healthy),
         ]
         import json
 
         services_record_path().write_text(json.dumps({"pid": os.getpid(), "services": {
-            "server": server.api_url, "worker": worker.name, "s3": s3.endpoint_url, "mlflow": mlflow_ui.url}}, indent=1))
+            "server": server.api_url, "worker": worker.name, "s3": s3.endpoint_url}}, indent=1))
         print()
         print(_table([(name, url, str(service.pid), str(service.log_path)) for name, service, url, _ in watched]))
         print()
@@ -244,7 +201,7 @@ def reset(yes: bool = False, workdir: Path | None = None) -> int:
     if not doomed:
         print(f"Nothing to remove in {workdir} (kept: {', '.join(KEPT)}).")
         return 0
-    print(f"This removes the course's state in {workdir}: server database and blocks, MLflow runs, models, "
+    print(f"This removes the course's state in {workdir}: server database and blocks, models, "
           f"lesson projects ({', '.join(path.name for path in doomed)}). Kept: {', '.join(KEPT)}.")
     if not yes:
         try:
@@ -303,8 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.tooling.instructor", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("services", help="start the course's services in the foreground (Ctrl-C stops them)")
-    for option, field, what in (("--port", "learner_port", "Prefect server port"), ("--s3-port", "s3_port", "S3 endpoint port"),
-                                ("--mlflow-port", "mlflow_port", "MLflow UI port")):
+    for option, field, what in (("--port", "learner_port", "Prefect server port"), ("--s3-port", "s3_port", "S3 endpoint port")):
         run.add_argument(option, type=port_argument, default=None, metavar="PORT",
                          help=f"{what} (default {settings.variable(field)} or {settings.shown_default(field)})")
     run.add_argument("--pool", default=COURSE_POOL, help=f"work pool of the worker (default {COURSE_POOL})")
@@ -317,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "services":
-        return services(args.port, args.s3_port, args.mlflow_port, args.pool)
+        return services(args.port, args.s3_port, args.pool)
     return reset(yes=args.yes)
 
 

@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -209,10 +210,38 @@ def remote_url() -> str:
     return remote_dir().as_uri()
 
 
+class GitError(ProjectError):
+    """A git command failed; the message has git's own words and the fix."""
+
+
+#: A fixed identity and no outside configuration: the course's own commits are reproducible and
+#: never depend on (or are blocked by) the learner's git settings, and git never prompts.
+GIT_ENV: dict[str, str] = {
+    "GIT_AUTHOR_NAME": "Course Learner",
+    "GIT_AUTHOR_EMAIL": "learner@course.invalid",
+    "GIT_COMMITTER_NAME": "Course Learner",
+    "GIT_COMMITTER_EMAIL": "learner@course.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+def run_git(*args: str, cwd: Path | str | None = None, check: bool = True) -> str:
+    """``git ARGS`` in ``cwd`` with :data:`GIT_ENV`; returns its output (stripped)."""
+    if shutil.which("git") is None:
+        raise GitError("The `git` program is not installed. Fix: install git (e.g. `apt-get install git`).")
+    result = subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV}, capture_output=True,
+                            text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise GitError(f"`git {' '.join(args)}` failed (exit {result.returncode}) in {cwd or os.getcwd()}:\n"
+                       f"{(result.stderr or result.stdout).strip()[-2000:]}\n"
+                       "Fix: read git's message above.")
+    return result.stdout.strip()
+
+
 def git(*args: str, project_dir: Path | None = None, check: bool = True) -> str:
     """``git ARGS`` in the project folder, without prompts; returns its output."""
-    from course_lib.services.gitsource import git as run_git
-
     return run_git(*args, cwd=project_dir or folder(), check=check)
 
 
@@ -232,8 +261,6 @@ def init_repository(project_dir: Path | None = None) -> str:
     project_dir = project_dir or folder()
     remote = remote_dir()
     if not (remote / "HEAD").is_file():
-        from course_lib.services.gitsource import git as run_git
-
         run_git("init", "--bare", "--quiet", f"--initial-branch={BRANCH}", str(remote), cwd=remote.parent)
     if not is_repository(project_dir):
         git("init", "--quiet", f"--initial-branch={BRANCH}", project_dir=project_dir)
@@ -259,8 +286,6 @@ def commit_and_push(message: str, project_dir: Path | None = None) -> str:
 
 def pushed(name: str, project_dir: Path | None = None) -> str | None:
     """The text of ``name`` in the remote's ``main`` (what a worker's ``git_clone`` gets), or None."""
-    from course_lib.services.gitsource import git as run_git
-
     if not (remote_dir() / "HEAD").is_file():
         return None
     try:

@@ -434,7 +434,7 @@ def landing_page(lessons: list[Lesson], readme: str, repo: dict, missing: list[s
         "The lessons are Jupyter notebooks; run them in order in JupyterLab, a terminal beside it. On a laptop "
         "with Python 3.11 and `make`, no cloud account needed:\n",
         f"```bash\n{clone}make lab        # JupyterLab at notebooks/: open 00_setup.ipynb, go in order\n"
-        "make services   # for instructors: Prefect server + UI, a worker, S3, MLflow\n```\n",
+        "make services   # for instructors: Prefect server + UI, a worker, S3\n```\n",
         "Which data, which S3 and which Prefect a lesson uses, teaching it live, and what to do when something "
         "goes wrong: {doc}`run-it-yourself`.\n",
         _repo_links(two_commands.replace("## Two commands", "### The two commands", 1), repo),

@@ -240,12 +240,12 @@ def _resolve(inputs: dict) -> dict:
 
 
 def _clone(url: str, branch: str | None, into: Path) -> None:
-    from course_lib.services.gitsource import GitSourceError, git
+    from course_lib.tooling.project import GitError, run_git
 
     args = ["clone", "--quiet", "--depth", "1"] + (["--branch", branch] if branch else []) + [url, str(into)]
     try:
-        git(*args)
-    except GitSourceError as error:
+        run_git(*args)
+    except GitError as error:
         said = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), str(error))
         where = f"Your pull step clones {url!r}" + (f", branch {branch!r}" if branch else "") + f", and git fails: {said}"
         if branch and branch != project.BRANCH:
