@@ -108,12 +108,12 @@ def real_month_files() -> dict[int, Path]:
 
 # Seconds each file (or lesson) took in `make test` (2 workers); they only set the order.
 FILE_SECONDS = {
-    "test_lab_browser.py": 171, "08_scale_out.ipynb": 162, "test_images.py": 148, "04_deploy_local_data.ipynb": 145,
-    "09_automations.ipynb": 115, "10_homework.ipynb": 100, "05_s3_blocks.ipynb": 92, "test_s3.py": 82,
-    "test_dask.py": 81, "07_prefect_cloud.ipynb": 80, "test_services.py": 78, "test_instructor.py": 74,
-    "test_orphans.py": 74, "test_remote.py": 68, "test_book.py": 60, "test_features_training.py": 56,
-    "test_flows.py": 44, "test_automations.py": 32, "02_tasks_and_flows.ipynb": 28, "06_artifacts.ipynb": 23,
-    "test_runner.py": 23,
+    "test_lab_browser.py": 150, "08_scale_out.ipynb": 128, "04_deploy_local_data.ipynb": 118,
+    "09_automations.ipynb": 112, "test_images.py": 110, "10_homework.ipynb": 104, "07_prefect_cloud.ipynb": 77,
+    "test_s3.py": 75, "test_orphans.py": 74, "test_dask.py": 70, "test_services.py": 70, "test_instructor.py": 60,
+    "test_book.py": 55, "test_features_training.py": 50, "05_s3_blocks.ipynb": 49, "02_tasks_and_flows.ipynb": 45,
+    "test_remote.py": 40, "test_automations.py": 32, "03_local_server.ipynb": 25, "test_runner.py": 23,
+    "06_artifacts.ipynb": 20,
 }
 
 

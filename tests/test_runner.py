@@ -129,3 +129,28 @@ def test_run_reports_a_failing_notebook_runs_the_next_and_leaves_no_process(tmp_
             pass
     assert left == []
     assert "Prefect server ready" in proc.stdout  # the runner started (and so had to stop) its own server
+
+
+def _lesson_with_opening(path, opening: str) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(opening), nbformat.v4.new_code_cell("1")])
+    nbformat.write(nb, path)
+
+
+def test_times_rewrites_every_lesson_figure_from_the_last_full_run_and_names_a_lesson_without_one(tmp_path):
+    lessons, executed = tmp_path / "notebooks", tmp_path / "executed"
+    lessons.mkdir(), executed.mkdir()
+    measured = "(measured with `make course` on a 2-core machine); plan 10 minutes."
+    _lesson_with_opening(lessons / "00_a.ipynb", f"**Time:** the cells run in 6 s {measured}")
+    _lesson_with_opening(lessons / "01_b.ipynb", f"**Time:** the cells run in 33 s, exercises included {measured}")
+    (executed / runner.TIMINGS_FILE).write_text(json.dumps(
+        {"learner defaults": {"00_a.ipynb": 7.2, "01_b.ipynb": 274.0}, "quick": {"00_a.ipynb": 1.0}}))
+
+    assert runner.update_times(executed, notebook_dir=lessons) == ["00_a.ipynb: 7 s", "01_b.ipynb: 4.6 min"]
+    second = nbformat.read(lessons / "01_b.ipynb", as_version=4).cells[0].source
+    # the figure changes, the words around it stay (", exercises included" too)
+    assert second == f"**Time:** the cells run in 4.6 min, exercises included {measured}"
+    assert runner.update_times(executed, notebook_dir=lessons) == []  # already current
+
+    _lesson_with_opening(lessons / "01_b.ipynb", "**Time:** about half an hour.")
+    with pytest.raises(ValueError, match="01_b.ipynb has no line"):
+        runner.update_times(executed, notebook_dir=lessons)

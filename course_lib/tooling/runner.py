@@ -180,7 +180,9 @@ def stderr_to(path: Path):
 
 
 TIMINGS_FILE = "timings.json"
-TIME_LINE = re.compile(r"(\*\*Time:\*\* the cells run in )([0-9.]+ (?:s|min))( [^(]*\(measured with )(`[^`]*`)")
+# "**Time:** the cells run in 33 s, exercises included (measured with `make course` ...": the figure
+# and the command are rewritten, the words between them kept.
+TIME_LINE = re.compile(r"(\*\*Time:\*\* the cells run in )([0-9.]+ (?:s|min))([^(]*\(measured with )(`[^`]*`)")
 
 
 def record_timings(out_dir: Path, runs: list[NotebookRun], quick: bool, solutions: bool) -> None:
@@ -204,7 +206,8 @@ def spoken_duration(seconds: float) -> str:
 def update_times(out_dir: Path = BUILD_DIR / "executed", notebook_dir: Path | None = None) -> list[str]:
     """Rewrite each lesson's "**Time:** the cells run in N" from the last full ``make course`` run.
 
-    Returns one line per lesson changed. Lessons with no recorded full run keep their line.
+    Returns one line per lesson changed. Lessons with no recorded full run keep their line; a
+    lesson with a recorded run but no such line is an error (its figure would go stale unseen).
     """
     import json
 
@@ -216,14 +219,16 @@ def update_times(out_dir: Path = BUILD_DIR / "executed", notebook_dir: Path | No
         if seconds is None:
             continue
         nb = json.loads(notebook.read_text())
-        for cell in nb["cells"]:
-            source = "".join(cell["source"])
-            new = TIME_LINE.sub(lambda m: m[1] + spoken_duration(seconds) + m[3] + "`make course`", source, count=1)
-            if new != source:
-                cell["source"] = new.splitlines(keepends=True)
-                notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-                changed.append(f"{notebook.name}: {spoken_duration(seconds)}")
-                break
+        cell = next((cell for cell in nb["cells"] if TIME_LINE.search("".join(cell["source"]))), None)
+        if cell is None:
+            raise ValueError(f"{notebook.name} has no line '**Time:** the cells run in N s ... (measured with "
+                             "`make course` ...)' to update: write one in its opening cell")
+        source = "".join(cell["source"])
+        new = TIME_LINE.sub(lambda m: m[1] + spoken_duration(seconds) + m[3] + "`make course`", source, count=1)
+        if new != source:
+            cell["source"] = new.splitlines(keepends=True)
+            notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+            changed.append(f"{notebook.name}: {spoken_duration(seconds)}")
     return changed
 
 
@@ -287,7 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recorded {sum(map(len, recorded.values()))} checked cells in {EXPECTED_OUTPUTS}")
         return 0
     if args.command == "times":
-        for line in update_times() or ["no lesson changed (no full make course timings, or already current)"]:
+        try:
+            changed = update_times()
+        except ValueError as error:
+            print(f"runner times: {error}", file=sys.stderr)
+            return 1
+        for line in changed or ["no lesson changed (no full make course timings, or already current)"]:
             print(line)
         return 0
     out_dir = BUILD_DIR / "stubs-only" if args.stubs_only and args.out == BUILD_DIR / "executed" else args.out
