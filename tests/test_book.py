@@ -146,6 +146,10 @@ def test_which_data_a_lesson_used():
                                            "(requested with source='synthetic')\n")])]
     assert book.data_used(printed, {}) == ("the real TLC files for 2023-01; synthetic twins of the TLC months "
                                            "2023-02 (requested with source='synthetic')")
+    saved = [_code("x", outputs=[_stream("2023-01 green: synthetic, 69,774 rows (a synthetic month saved as "
+                                         "/tmp/tmpab/green_tripdata_2023-01.parquet)\n")])]
+    assert book.data_used(saved, {}) == ("synthetic twins of the TLC months 2023-01 "
+                                         "(saved to a parquet file, then read back)")
     silent = [_code("x")]
     run = {"data_folder_files": ["green_tripdata_2023-01.parquet"], "offline": True}
     assert book.data_used(silent, {"course_run": run}) == (

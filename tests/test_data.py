@@ -57,8 +57,11 @@ def isolated_environment(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def small_month() -> pd.DataFrame:
-    """A 500-row slice of a synthetic month: a valid TLC-shaped frame, cheap to write."""
-    return make_synthetic_month(2023, 1).iloc[:500].reset_index(drop=True)
+    """A 500-row slice of a synthetic month: a valid TLC-shaped frame, cheap to write, standing in for
+    a real TLC file (no attrs: pandas would save them in the parquet, marking it synthetic)."""
+    frame = make_synthetic_month(2023, 1).iloc[:500].reset_index(drop=True)
+    frame.attrs = {}
+    return frame
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
@@ -484,6 +487,18 @@ def test_auto_uses_the_file_when_present(tmp_path, small_month, capsys, caplog):
     assert len(frame) == 500
     assert "2023-01 green: real TLC file" in capsys.readouterr().out
     assert any("real TLC file" in record.getMessage() for record in caplog.records)
+
+
+def test_a_synthetic_month_saved_to_a_file_is_still_called_synthetic(tmp_path, capsys):
+    # lesson 05 writes the months it loaded to parquet and uploads them; offline they are synthetic
+    path = write_parquet(make_synthetic_month(2023, 1), tmp_path / JAN)
+    frame = load_taxi_month(2023, 1, source="file", data_dir=tmp_path)
+    assert frame.attrs == {"source": "synthetic", "path": str(path)}
+    out = capsys.readouterr().out
+    assert "2023-01 green: synthetic, " in out and "(a synthetic month saved as" in out
+    assert "real TLC file" not in out
+    assert load_month(path).attrs["source"] == "synthetic"
+    assert "a synthetic month's parquet file" in capsys.readouterr().out
 
 
 def test_data_dir_defaults_to_course_data_dir(tmp_path, monkeypatch, small_month):

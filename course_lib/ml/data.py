@@ -271,15 +271,22 @@ def _read_parquet_file(path: Path, delete_hint: bool = True) -> pd.DataFrame:
             else "check that it is a TLC parquet file"
         )
         raise DataError(f"{path} is not a readable parquet file ({exc}): {hint}") from exc
-    return normalise_green_frame(frame, origin=str(path))
+    normalised = normalise_green_frame(frame, origin=str(path))
+    # pandas stores a frame's attrs in the parquet it writes: a synthetic month saved to a file
+    # (lesson 05 uploads the months it loaded) is still synthetic when read back.
+    if frame.attrs.get("source") == "synthetic":
+        normalised.attrs["source"] = "synthetic"
+    return normalised
 
 
 def load_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Load a parquet file of green-taxi trips given by path (normalised, ``attrs["source"] == "file"``)."""
+    """Load a parquet file of green-taxi trips given by path (normalised, ``attrs["source"] == "file"``,
+    or ``"synthetic"`` for a synthetic month saved by pandas)."""
     path = Path(path).expanduser()
     frame = _read_parquet_file(path, delete_hint=False)
+    kind = "a synthetic month's parquet file" if frame.attrs.get("source") == "synthetic" else "parquet file"
     return _announce(
-        frame, "file", path, f"{_display_path(path)}: parquet file ({len(frame):,} rows)"
+        frame, frame.attrs.get("source", "file"), path, f"{_display_path(path)}: {kind} ({len(frame):,} rows)"
     )
 
 
@@ -396,6 +403,11 @@ def load_taxi_month(
 
     if source in ("auto", "file") and target.is_file():
         frame = _read_parquet_file(target)
+        if frame.attrs.get("source") == "synthetic":
+            return _announce(
+                frame, "synthetic", target,
+                f"{label}: synthetic, {len(frame):,} rows (a synthetic month saved as {_display_path(target)})",
+            )
         return _announce(
             frame, "file", target,
             f"{label}: real TLC file {_display_path(target)} ({len(frame):,} rows)",

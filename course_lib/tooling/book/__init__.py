@@ -192,6 +192,8 @@ def _synthetic_reason(why: str) -> str:
         return "requested with source='synthetic'"
     if "COURSE_OFFLINE" in why:
         return "COURSE_OFFLINE=1 skipped the download"
+    if "saved as" in why:
+        return "saved to a parquet file, then read back"
     if "download failed" in why:
         return "the download of the real files failed"
     return why
