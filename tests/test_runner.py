@@ -145,10 +145,15 @@ def test_times_rewrites_every_lesson_figure_from_the_last_full_run_and_names_a_l
     (executed / runner.TIMINGS_FILE).write_text(json.dumps(
         {"learner defaults": {"00_a.ipynb": 7.2, "01_b.ipynb": 274.0}, "quick": {"00_a.ipynb": 1.0}}))
 
+    _lesson_with_opening(executed / "01_b.ipynb", f"**Time:** the cells run in 33 s, exercises included {measured}")
+
     assert runner.update_times(executed, notebook_dir=lessons) == ["00_a.ipynb: 7 s", "01_b.ipynb: 4.6 min"]
     second = nbformat.read(lessons / "01_b.ipynb", as_version=4).cells[0].source
     # the figure changes, the words around it stay (", exercises included" too)
     assert second == f"**Time:** the cells run in 4.6 min, exercises included {measured}"
+    # the executed copy says the same and stays newer than its lesson (make book takes it as it is)
+    assert nbformat.read(executed / "01_b.ipynb", as_version=4).cells[0].source == second
+    assert (executed / "01_b.ipynb").stat().st_mtime >= (lessons / "01_b.ipynb").stat().st_mtime
     assert runner.update_times(executed, notebook_dir=lessons) == []  # already current
 
     _lesson_with_opening(lessons / "01_b.ipynb", "**Time:** about half an hour.")

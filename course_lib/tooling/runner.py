@@ -203,9 +203,29 @@ def spoken_duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
 
 
+def _rewrite_time_line(notebook: Path, seconds: float) -> bool:
+    """Put ``seconds`` in ``notebook``'s Time line; True when the file changed."""
+    import json
+
+    nb = json.loads(notebook.read_text())
+    cell = next((cell for cell in nb["cells"] if TIME_LINE.search("".join(cell["source"]))), None)
+    if cell is None:
+        raise ValueError(f"{notebook.name} has no line '**Time:** the cells run in N s ... (measured with "
+                         "`make course` ...)' to update: write one in its opening cell")
+    source = "".join(cell["source"])
+    new = TIME_LINE.sub(lambda m: m[1] + spoken_duration(seconds) + m[3] + "`make course`", source, count=1)
+    if new == source:
+        return False
+    cell["source"] = new.splitlines(keepends=True)
+    notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return True
+
+
 def update_times(out_dir: Path = BUILD_DIR / "executed", notebook_dir: Path | None = None) -> list[str]:
     """Rewrite each lesson's "**Time:** the cells run in N" from the last full ``make course`` run.
 
+    The executed copy in ``out_dir`` gets the same line, after the lesson: it stays as new as its
+    source, so ``make book`` renders it instead of asking for another ``make course``.
     Returns one line per lesson changed. Lessons with no recorded full run keep their line; a
     lesson with a recorded run but no such line is an error (its figure would go stale unseen).
     """
@@ -218,17 +238,11 @@ def update_times(out_dir: Path = BUILD_DIR / "executed", notebook_dir: Path | No
         seconds = recorded.get(notebook.name)
         if seconds is None:
             continue
-        nb = json.loads(notebook.read_text())
-        cell = next((cell for cell in nb["cells"] if TIME_LINE.search("".join(cell["source"]))), None)
-        if cell is None:
-            raise ValueError(f"{notebook.name} has no line '**Time:** the cells run in N s ... (measured with "
-                             "`make course` ...)' to update: write one in its opening cell")
-        source = "".join(cell["source"])
-        new = TIME_LINE.sub(lambda m: m[1] + spoken_duration(seconds) + m[3] + "`make course`", source, count=1)
-        if new != source:
-            cell["source"] = new.splitlines(keepends=True)
-            notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        if _rewrite_time_line(notebook, seconds):
             changed.append(f"{notebook.name}: {spoken_duration(seconds)}")
+        executed = out_dir / notebook.name
+        if executed.is_file():
+            _rewrite_time_line(executed, seconds)
     return changed
 
 
