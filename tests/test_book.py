@@ -180,6 +180,13 @@ def test_stale_or_missing_executed_lessons_are_named(tmp_path):
                                                        "02_c.ipynb was never executed"]
 
 
+def test_every_lesson_as_committed_renders_without_a_sphinx_warning(tmp_path):
+    # The browser tests build from lessons 00-01 only; every lesson's text, solutions and code must
+    # pass Sphinx's -W too (a solution's `!command \` once failed the highlighter, in lesson 07 only).
+    report = book.build(executed_dir=book.NOTEBOOK_DIR, out_dir=tmp_path / "site", staging=tmp_path / "staging")
+    assert len(report.lessons) == len(list(book.NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")))
+
+
 def test_the_readme_sections_the_site_shows_are_there():
     readme = (ROOT / "README.md").read_text()
     page = book.run_it_yourself_page(readme, {})

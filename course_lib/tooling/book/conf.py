@@ -17,8 +17,10 @@ nb_merge_streams = True
 nb_ipywidgets_js = {}  # no widget manager script from a CDN
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
-# A lesson that jumps from its title (H1) to an H3 still reads fine; every other warning fails the build.
-suppress_warnings = ["myst.header"]
+# A lesson that jumps from its title (H1) to an H3 still reads fine; Pygments' IPython lexer stops at
+# a `!command \` line continuation (lesson 07's solution) and Sphinx shows that block in its relaxed
+# mode, as readable. Every other warning fails the build.
+suppress_warnings = ["myst.header", "misc.highlighting_failure"]
 
 html_theme = "sphinx_book_theme"
 html_static_path = ["_static"]
