@@ -565,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         reasons = stale_reasons(args.executed)
         if reasons:
             print(f"The site is built from the executed lessons in {_rel(args.executed)}, and they are not "
-                  f"up to date: {'; '.join(reasons)}. `make course` executes them (about 17 minutes on 2 cores).",
+                  f"up to date: {'; '.join(reasons)}. `make course` executes them (about 10 minutes on 2 cores).",
                   flush=True)
             return 1
         return 0
