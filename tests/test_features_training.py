@@ -234,9 +234,12 @@ def test_save_model_writes_loadable_files(synthetic_months, tmp_path):
 
 
 def test_train_months_reports_what_it_did(synthetic_months, tmp_path):
-    # a parquet path ("file") for training, a month that falls back to synthetic for validation
+    # a parquet path ("file") for training, a month that falls back to synthetic for validation; the
+    # file stands in for a real TLC one: without the frame's attrs, which would mark it synthetic
     path = tmp_path / "green_tripdata_2023-01.parquet"
-    synthetic_months[0].to_parquet(path)
+    as_tlc_file = synthetic_months[0].copy()
+    as_tlc_file.attrs = {}
+    as_tlc_file.to_parquet(path)
     result = training.train_months(str(path), "2023-02", num_boost_round=3,
                                    data_dir=tmp_path / "empty", models_dir=tmp_path / "models")
     assert result.source == "file+synthetic"
