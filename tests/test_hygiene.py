@@ -34,10 +34,17 @@ def test_each_rule_names_the_cell_and_why(cell, why):
     assert problem.startswith("07 cell 1 (c1): ") and why in problem
 
 
+def test_a_plumbing_cells_source_is_still_read():
+    # JupyterLab shows a cell tagged plumbing: an exit-code check there is in the learner's text
+    plumbing = _cell(source="!prefect deploy\nassert _exit_code == 0", tags=["plumbing"])
+    [problem] = hygiene.budget_problems({"cells": [plumbing]}, "09")
+    assert "test plumbing in its source: '_exit_code'" in problem
+
+
 def test_forty_lines_pass_and_hidden_cells_are_not_read():
     fine = _cell(outputs=[_stream("line\n" * 40)])
     injected = _cell(outputs=[_stream("line\n" * 400)], tags=["injected"])
-    plumbing = _cell(source="assert _exit_code == 0", tags=["plumbing"])
+    plumbing = _cell(source="shutil.rmtree(scratch)", outputs=[_stream("line\n" * 400)], tags=["plumbing"])
     explained = _cell(outputs=[_stream("UserWarning: explained below\n")], tags=["warning-explained"])
     assert hygiene.budget_problems({"cells": [fine, injected, plumbing, explained]}) == []
     assert hygiene.longest_output({"cells": [fine, injected]}) == 40

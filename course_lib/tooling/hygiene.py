@@ -6,7 +6,9 @@ a traceback (a failure shown on purpose shows its state and message), terminal e
 warning the lesson does not explain, a stray repr (``UUID('…')``, ``<… object at 0x…>``, an
 un-awaited coroutine), and test plumbing in the cell's source (nbval markers, exit-code checks).
 Cells the runner injected (the exercises' three-way runs) and cells tagged ``plumbing`` are not
-what a learner reads, and are left out. :func:`secrets_found` lists where a secret's value appears.
+what a learner reads, and are left out; but a ``plumbing`` cell is still in the notebook a
+learner opens in JupyterLab, so test plumbing in its source counts too (a `!command` whose failure
+matters is followed by a cell that uses what it made, and fails there). :func:`secrets_found` lists where a secret's value appears.
 """
 
 from __future__ import annotations
@@ -46,11 +48,14 @@ def budget_problems(notebook: dict, name: str = "") -> list[str]:
     """One line per learner-visible code cell that breaks the output budget: ``NAME cell N (id): why``."""
     problems = []
     for index, cell in enumerate(notebook["cells"]):
-        if cell["cell_type"] != "code" or _tags(cell) & HIDDEN_TAGS:
+        if cell["cell_type"] != "code" or "injected" in _tags(cell):
             continue
-        text = output_text(cell)
         source = "".join(cell["source"])
+        # a plumbing cell's output is hidden from a reader; its source is in the notebook a learner opens
+        text = "" if _tags(cell) & HIDDEN_TAGS else output_text(cell)
         why = []
+        if _PLUMBING.search(source):
+            why.append(f"test plumbing in its source: {_PLUMBING.search(source)[0]!r}")
         lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
         if lines > MAX_LINES:
             why.append(f"{lines} lines of output (at most {MAX_LINES})")
@@ -62,8 +67,6 @@ def budget_problems(notebook: dict, name: str = "") -> list[str]:
             why.append(f"a warning the lesson does not explain: {_WARNING.search(text)[0]!r}")
         if _STRAY_REPR.search(text):
             why.append(f"a stray repr: {_STRAY_REPR.search(text)[0]!r}")
-        if _PLUMBING.search(source):
-            why.append(f"test plumbing in its source: {_PLUMBING.search(source)[0]!r}")
         if why:
             problems.append(f"{name} cell {index} ({cell.get('id', '?')}): " + "; ".join(why))
     return problems
