@@ -8,7 +8,8 @@ un-awaited coroutine), and test plumbing in the cell's source (nbval markers, ex
 Cells the runner injected (the exercises' three-way runs) and cells tagged ``plumbing`` are not
 what a learner reads, and are left out; but a ``plumbing`` cell is still in the notebook a
 learner opens in JupyterLab, so test plumbing in its source counts too (a `!command` whose failure
-matters is followed by a cell that uses what it made, and fails there). :func:`secrets_found` lists where a secret's value appears.
+matters is followed by a cell that uses what it made, and fails there). :func:`secrets_found`
+lists where a secret's value appears.
 """
 
 from __future__ import annotations
